@@ -1,1 +1,19 @@
-//! placeholder
+//! vigil-compiler: lint rule sources and build them into signed vigil databases.
+//!
+//! Input: a rules directory of YARA (`.yar`, `.yara`) and ClamAV-format (`.ndb`, `.hdb`, `.hsb`,
+//! `.fp`, `.sfp`) files. Output: [`Diagnostic`]s with file:line:col and a stable code, and a
+//! database built through `vigil-format`. Main entry points: [`lint::lint`], [`build::build`].
+//! It never builds from sources that have lint errors, and the bytes it writes depend only on
+//! the sources, the key and the version (never on file order, paths outside the rules
+//! directory, the clock or the machine). The `vigil-build` binary is a thin layer over this.
+
+pub mod build;
+pub mod diag;
+pub mod lint;
+pub mod sources;
+mod yara;
+
+pub use build::{build, BuildError, BuildOptions};
+pub use diag::{Diagnostic, OutputFormat, Severity};
+pub use lint::{lint, LintResult};
+pub use sources::{RuleFile, RuleKind, SourceError};

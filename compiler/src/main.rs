@@ -1,1 +1,22 @@
-fn main() {}
+//! vigil-build: lint rule sources, build signed databases, verify and inspect them, make keys
+//! and deltas. A thin layer over the vigil-compiler and vigil-format libraries.
+//!
+//! Exit codes: 0 success; 1 lint errors (or warnings with --deny-warnings); 2 usage, I/O or
+//! bad-input errors (a database or delta that fails verification, a missing key, ...).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    match cli::run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(cli::EXIT_ERROR)
+        }
+    }
+}

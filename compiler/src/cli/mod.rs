@@ -1,0 +1,131 @@
+//! Command-line parsing and one module per subcommand.
+
+mod build;
+mod delta;
+mod files;
+mod inspect;
+mod keygen;
+mod lint;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use vigil_compiler::OutputFormat;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_LINT: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "vigil-build", version, about = "Lint, build, sign and diff vigil malware databases")]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Report every problem in YARA and ClamAV-format rule files (exit 1 if any error).
+    Lint {
+        #[arg(long, value_enum, default_value = "human")]
+        format: OutputFormat,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Lint a rules directory and build a signed database from it.
+    Build {
+        #[arg(long)]
+        rules: PathBuf,
+        /// Private key file, or `env:VAR` to read the key text from an environment variable.
+        #[arg(long)]
+        key: String,
+        /// Database version: must grow with every release.
+        #[arg(long)]
+        version: u64,
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        #[arg(long, value_enum, default_value = "human")]
+        format: OutputFormat,
+        #[arg(long)]
+        deny_warnings: bool,
+        /// zstd level for the sections (1-22).
+        #[arg(long, default_value_t = vigil_format::container::DEFAULT_LEVEL)]
+        level: i32,
+    },
+    /// Check a database's header, section hashes and signature.
+    Verify {
+        /// Trusted public key file; repeat for several (e.g. during a key rotation).
+        #[arg(long, required = true)]
+        pubkey: Vec<PathBuf>,
+        db: PathBuf,
+    },
+    /// Print a database's version, signature counts and section sizes.
+    Info {
+        #[arg(long)]
+        json: bool,
+        db: PathBuf,
+    },
+    /// Generate a signing key pair: NAME.key (mode 0600) and NAME.pub.
+    Keygen {
+        #[arg(short = 'o', long)]
+        out_dir: PathBuf,
+        #[arg(long, default_value = "vigil")]
+        name: String,
+        /// Overwrite existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make a delta that turns OLD into NEW.
+    Delta {
+        old: PathBuf,
+        new: PathBuf,
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+    },
+    /// Apply a delta to OLD; OUT is written only if it is exactly the database the delta names.
+    Apply {
+        old: PathBuf,
+        delta: PathBuf,
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    match args.cmd {
+        Cmd::Lint {
+            format,
+            deny_warnings,
+            paths,
+        } => lint::run(&paths, format, deny_warnings),
+        Cmd::Build {
+            rules,
+            key,
+            version,
+            output,
+            format,
+            deny_warnings,
+            level,
+        } => build::run(&build::Request {
+            rules,
+            key,
+            version,
+            output,
+            format,
+            deny_warnings,
+            level,
+        }),
+        Cmd::Verify { pubkey, db } => inspect::verify(&pubkey, &db),
+        Cmd::Info { json, db } => inspect::info(&db, json),
+        Cmd::Keygen {
+            out_dir,
+            name,
+            force,
+        } => keygen::run(&out_dir, &name, force),
+        Cmd::Delta { old, new, output } => delta::make(&old, &new, &output),
+        Cmd::Apply { old, delta, output } => delta::apply(&old, &delta, &output),
+    }
+}

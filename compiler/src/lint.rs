@@ -1,0 +1,154 @@
+//! Lint: every problem in every file in one pass, so a rule author fixes them all at once.
+
+use std::collections::{BTreeMap, HashMap};
+
+use vigil_format::sigs::{parse_hash_line, parse_ndb_line, SigError};
+
+use crate::diag::{line_col, Diagnostic, Severity};
+use crate::sources::{HashFileKind, RuleFile, RuleKind};
+use crate::yara;
+
+/// What lint found, plus everything the build needs so sources are parsed only once.
+#[derive(Debug, Default)]
+pub struct LintResult {
+    pub diagnostics: Vec<Diagnostic>,
+    pub yara_rules: Vec<String>,
+    /// Canonical lines per ClamAV file kind, files in path order, lines in file order.
+    pub ndb: Vec<String>,
+    pub hashes: BTreeMap<HashFileKind, Vec<String>>,
+}
+
+impl LintResult {
+    pub fn errors(&self) -> usize {
+        self.count(Severity::Error)
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.count(Severity::Warning)
+    }
+
+    fn count(&self, s: Severity) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == s).count()
+    }
+
+    /// Whether a build may go ahead.
+    pub fn passes(&self, deny_warnings: bool) -> bool {
+        self.errors() == 0 && !(deny_warnings && self.warnings() > 0)
+    }
+}
+
+pub(crate) fn utf8_diag(f: &RuleFile, at: usize) -> Diagnostic {
+    // The text is not UTF-8, so report against the bytes we could read.
+    let (line, column) = match std::fs::read(&f.display_path) {
+        Ok(bytes) => {
+            let valid = String::from_utf8_lossy(&bytes[..at.min(bytes.len())]).into_owned();
+            line_col(&valid, valid.len())
+        }
+        Err(_) => (1, 1),
+    };
+    Diagnostic {
+        file: f.display_path.clone(),
+        line,
+        column,
+        severity: Severity::Error,
+        code: "source/utf8".into(),
+        message: "file is not valid UTF-8".into(),
+        source_line: None,
+    }
+}
+
+pub fn lint(files: &[RuleFile]) -> LintResult {
+    let mut out = LintResult::default();
+    let yara_files: Vec<&RuleFile> = files.iter().filter(|f| f.kind == RuleKind::Yara).collect();
+    if !yara_files.is_empty() {
+        let y = yara::check(&yara_files);
+        out.diagnostics.extend(y.diags);
+        out.yara_rules = y.rule_names;
+    }
+    let yara_names: HashMap<&str, ()> = out.yara_rules.iter().map(|n| (n.as_str(), ())).collect();
+    let mut seen: HashMap<String, (String, usize)> = HashMap::new();
+    let mut diags = Vec::new();
+    for f in files.iter().filter(|f| f.kind != RuleKind::Yara) {
+        let text = match &f.text {
+            Ok(t) => t,
+            Err(at) => {
+                diags.push(utf8_diag(f, *at));
+                continue;
+            }
+        };
+        for (idx, raw) in text.lines().enumerate() {
+            let line_no = idx + 1;
+            if raw.trim().is_empty() || raw.starts_with('#') {
+                continue;
+            }
+            let diag = |e: SigError, severity| Diagnostic {
+                file: f.display_path.clone(),
+                line: line_no,
+                column: raw[..(e.column - 1).min(raw.len())].chars().count() + 1,
+                severity,
+                code: e.code.into(),
+                message: e.message,
+                source_line: Some(raw.to_string()),
+            };
+            let parsed = match f.kind {
+                RuleKind::Ndb => parse_ndb_line(raw).map(|s| (s.name.clone(), s.to_string(), false)),
+                RuleKind::Hash(h) => parse_hash_line(raw, h.file()).map(|s| {
+                    let wildcard_size = s.size.is_none() && s.min_flevel.is_none();
+                    (s.name.clone(), s.to_string(), wildcard_size)
+                }),
+                RuleKind::Yara => continue,
+            };
+            let (name, canonical, wildcard_size) = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    diags.push(diag(e, Severity::Error));
+                    continue;
+                }
+            };
+            if wildcard_size {
+                diags.push(diag(
+                    SigError {
+                        code: "hash/size-flevel",
+                        column: raw.find(':').map_or(1, |i| i + 2),
+                        message: "size `*` needs MinFL 73 or later for ClamAV to load this line".into(),
+                    },
+                    Severity::Warning,
+                ));
+            }
+            let is_allowlist = matches!(f.kind, RuleKind::Hash(HashFileKind::Fp | HashFileKind::Sfp));
+            if !is_allowlist {
+                if yara_names.contains_key(name.as_str()) {
+                    diags.push(diag(
+                        SigError {
+                            code: "dup/name",
+                            column: 1,
+                            message: format!("signature name {name} is also a YARA rule"),
+                        },
+                        Severity::Error,
+                    ));
+                } else if let Some((pf, pl)) = seen.get(&name) {
+                    diags.push(diag(
+                        SigError {
+                            code: "dup/name",
+                            column: 1,
+                            message: format!("signature name {name} already defined at {pf}:{pl}"),
+                        },
+                        Severity::Error,
+                    ));
+                } else {
+                    seen.insert(name, (f.display_path.clone(), line_no));
+                }
+            }
+            match f.kind {
+                RuleKind::Ndb => out.ndb.push(canonical),
+                RuleKind::Hash(h) => out.hashes.entry(h).or_default().push(canonical),
+                RuleKind::Yara => {}
+            }
+        }
+    }
+    out.diagnostics.extend(diags);
+    // Report in a stable order: by file, then position.
+    out.diagnostics
+        .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    out
+}

@@ -1,0 +1,1 @@
+d41d8cd98f00b204e9800998ecf8427e:0:Vigil.Allow.EmptyFile-MD5

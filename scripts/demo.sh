@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The main job, end to end on embedded defaults: lint rules-src/, build a signed database with a
+# throwaway key, verify it, print its summary, then add a rule, rebuild, and ship the change as a
+# delta that must rebuild the new database byte for byte. Everything lands in target/demo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --locked -p vigil-compiler
+bin=target/release/vigil-build
+work=target/demo
+rm -rf "$work"
+mkdir -p "$work"
+# Reproducible builds: the database records the commit time, not the wall clock.
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
+
+echo "== keygen (throwaway demo key; real keys: see keys/README.md)"
+"$bin" keygen -o "$work/keys"
+
+echo "== lint rules-src/"
+"$bin" lint --deny-warnings rules-src
+
+echo "== build version 1"
+"$bin" build --rules rules-src --key "$work/keys/vigil.key" --version 1 -o "$work/vigil-1.vdb"
+"$bin" verify --pubkey "$work/keys/vigil.pub" "$work/vigil-1.vdb"
+"$bin" info "$work/vigil-1.vdb"
+
+echo "== add a rule, build version 2, ship it as a delta"
+cp -r rules-src "$work/rules-v2"
+cat > "$work/rules-v2/yara/linux_miner_kinsing.yar" <<'RULE'
+// Kinsing: a Go miner dropper that spreads through exposed Docker and Redis.
+rule Linux_Miner_Kinsing_1
+{
+    meta:
+        severity = "high"
+        description = "Kinsing cryptominer dropper"
+        author = "vigil rules team"
+        reference = "https://attack.mitre.org/software/S0599/"
+        date = "2026-11-25"
+    strings:
+        $a = "kinsing" nocase
+        $b = "kdevtmpfsi"
+        $c = "/tmp/kdevtmpfsi"
+    condition:
+        2 of them
+}
+RULE
+"$bin" build --rules "$work/rules-v2" --key "$work/keys/vigil.key" --version 2 -o "$work/vigil-2.vdb"
+"$bin" delta "$work/vigil-1.vdb" "$work/vigil-2.vdb" -o "$work/1-to-2.vdelta"
+"$bin" apply "$work/vigil-1.vdb" "$work/1-to-2.vdelta" -o "$work/vigil-2.applied.vdb"
+cmp "$work/vigil-2.vdb" "$work/vigil-2.applied.vdb"
+"$bin" verify --pubkey "$work/keys/vigil.pub" "$work/vigil-2.applied.vdb"
+echo "demo OK: delta $(wc -c < "$work/1-to-2.vdelta") bytes for a $(wc -c < "$work/vigil-2.vdb")-byte database"
