@@ -44,7 +44,11 @@ pub struct Built {
     pub lint: LintResult,
 }
 
-pub fn build(files: &[RuleFile], key: &SecretKey, opts: &BuildOptions) -> Result<Built, BuildError> {
+pub fn build(
+    files: &[RuleFile],
+    key: &SecretKey,
+    opts: &BuildOptions,
+) -> Result<Built, BuildError> {
     if files.is_empty() {
         return Err(BuildError::Empty);
     }
@@ -66,8 +70,16 @@ pub fn build(files: &[RuleFile], key: &SecretKey, opts: &BuildOptions) -> Result
 
     let mut b = DatabaseBuilder::new(opts.db_version, opts.build_time);
     b.level = opts.level;
-    b.section(SectionKind::Yara, count(result.yara_rules.len()), SourceFiles::encode(&yara));
-    b.section(SectionKind::Ndb, count(result.ndb.len()), encode_lines(&result.ndb));
+    b.section(
+        SectionKind::Yara,
+        count(result.yara_rules.len()),
+        SourceFiles::encode(&yara),
+    );
+    b.section(
+        SectionKind::Ndb,
+        count(result.ndb.len()),
+        encode_lines(&result.ndb),
+    );
     for (kind, section) in [
         (HashFileKind::Hdb, SectionKind::Hdb),
         (HashFileKind::Hsb, SectionKind::Hsb),
@@ -79,7 +91,10 @@ pub fn build(files: &[RuleFile], key: &SecretKey, opts: &BuildOptions) -> Result
         }
     }
     let bytes = b.build(key)?;
-    Ok(Built { bytes, lint: result })
+    Ok(Built {
+        bytes,
+        lint: result,
+    })
 }
 
 fn count(n: usize) -> u32 {

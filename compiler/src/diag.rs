@@ -86,7 +86,9 @@ impl Diagnostic {
 
 /// GitHub's workflow-command escaping for the message part.
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// ... and for property values, which also end at `:` and `,`.
@@ -141,7 +143,8 @@ mod tests {
             d().render(OutputFormat::Github),
             "::error file=r/a%2Cb.ndb,line=3,col=5,title=ndb/hex::bad hex character 'g'%0A100%25"
         );
-        let v: serde_json::Value = serde_json::from_str(&d().render(OutputFormat::Json)).expect("json");
+        let v: serde_json::Value =
+            serde_json::from_str(&d().render(OutputFormat::Json)).expect("json");
         assert_eq!(v["line"], 3);
         assert_eq!(v["severity"], "error");
     }

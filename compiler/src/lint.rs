@@ -91,7 +91,9 @@ pub fn lint(files: &[RuleFile]) -> LintResult {
                 source_line: Some(raw.to_string()),
             };
             let parsed = match f.kind {
-                RuleKind::Ndb => parse_ndb_line(raw).map(|s| (s.name.clone(), s.to_string(), false)),
+                RuleKind::Ndb => {
+                    parse_ndb_line(raw).map(|s| (s.name.clone(), s.to_string(), false))
+                }
                 RuleKind::Hash(h) => parse_hash_line(raw, h.file()).map(|s| {
                     let wildcard_size = s.size.is_none() && s.min_flevel.is_none();
                     (s.name.clone(), s.to_string(), wildcard_size)
@@ -110,12 +112,14 @@ pub fn lint(files: &[RuleFile]) -> LintResult {
                     SigError {
                         code: "hash/size-flevel",
                         column: raw.find(':').map_or(1, |i| i + 2),
-                        message: "size `*` needs MinFL 73 or later for ClamAV to load this line".into(),
+                        message: "size `*` needs MinFL 73 or later for ClamAV to load this line"
+                            .into(),
                     },
                     Severity::Warning,
                 ));
             }
-            let is_allowlist = matches!(f.kind, RuleKind::Hash(HashFileKind::Fp | HashFileKind::Sfp));
+            let is_allowlist =
+                matches!(f.kind, RuleKind::Hash(HashFileKind::Fp | HashFileKind::Sfp));
             if !is_allowlist {
                 if yara_names.contains_key(name.as_str()) {
                     diags.push(diag(

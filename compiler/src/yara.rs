@@ -35,7 +35,10 @@ pub fn compiler<'a>() -> yara_x::Compiler<'a> {
     for key in REQUIRED_META {
         let mut linter = linters::metadata(key).required(true);
         if key == "severity" {
-            linter = linter.validator(severity_ok, "severity must be low, medium, high or critical");
+            linter = linter.validator(
+                severity_ok,
+                "severity must be low, medium, high or critical",
+            );
         }
         c.add_linter(linter);
     }
@@ -44,7 +47,8 @@ pub fn compiler<'a>() -> yara_x::Compiler<'a> {
 
 pub(crate) fn check(files: &[&RuleFile]) -> YaraOutcome {
     let mut diags = Vec::new();
-    let by_origin: HashMap<&str, &RuleFile> = files.iter().map(|f| (f.rel_path.as_str(), *f)).collect();
+    let by_origin: HashMap<&str, &RuleFile> =
+        files.iter().map(|f| (f.rel_path.as_str(), *f)).collect();
     let mut c = compiler();
     for f in files {
         match &f.text {
@@ -57,10 +61,20 @@ pub(crate) fn check(files: &[&RuleFile]) -> YaraOutcome {
         }
     }
     for e in c.errors() {
-        diags.push(convert(serde_json::to_value(e), Severity::Error, &by_origin, &e.to_string()));
+        diags.push(convert(
+            serde_json::to_value(e),
+            Severity::Error,
+            &by_origin,
+            &e.to_string(),
+        ));
     }
     for w in c.warnings() {
-        diags.push(convert(serde_json::to_value(w), Severity::Warning, &by_origin, &w.to_string()));
+        diags.push(convert(
+            serde_json::to_value(w),
+            Severity::Warning,
+            &by_origin,
+            &w.to_string(),
+        ));
     }
     let rules = c.build();
     let rule_names = rules.iter().map(|r| r.identifier().to_string()).collect();
@@ -112,4 +126,3 @@ fn convert(
         source_line: text.and_then(|t| source_line(t, line)),
     }
 }
-

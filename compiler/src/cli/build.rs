@@ -46,7 +46,10 @@ pub fn run(req: &Request) -> anyhow::Result<u8> {
         }
         Err(BuildError::Lint(result)) => {
             super::lint::report(&result, req.format, files.len());
-            eprintln!("build refused: fix the lint errors above; {} was not written", req.output.display());
+            eprintln!(
+                "build refused: fix the lint errors above; {} was not written",
+                req.output.display()
+            );
             Ok(EXIT_LINT)
         }
         Err(e) => Err(e).with_context(|| format!("building {}", req.rules.display())),

@@ -11,7 +11,12 @@ pub fn make(old: &Path, new: &Path, out: &Path) -> anyhow::Result<u8> {
     let d = Delta::create(&o, &n)
         .with_context(|| format!("delta {} -> {}", old.display(), new.display()))?;
     write_atomic(out, &d)?;
-    eprintln!("delta {} ({} bytes; new database is {} bytes)", out.display(), d.len(), n.len());
+    eprintln!(
+        "delta {} ({} bytes; new database is {} bytes)",
+        out.display(),
+        d.len(),
+        n.len()
+    );
     Ok(EXIT_OK)
 }
 

@@ -29,7 +29,8 @@ pub fn verify(pubkeys: &[PathBuf], db: &Path) -> anyhow::Result<u8> {
 pub fn info(db: &Path, as_json: bool) -> anyhow::Result<u8> {
     let bytes = read(db)?;
     let p = Parsed::parse(&bytes).with_context(|| format!("{}", db.display()))?;
-    p.check_hashes().with_context(|| format!("{}", db.display()))?;
+    p.check_hashes()
+        .with_context(|| format!("{}", db.display()))?;
     let h = &p.header;
     let sections: Vec<_> = p
         .entries
@@ -61,11 +62,20 @@ pub fn info(db: &Path, as_json: bool) -> anyhow::Result<u8> {
     }
     println!("database        {}", db.display());
     println!("version         {}", h.db_version);
-    println!("format          {} (needs engine >= {})", h.format_version, h.min_engine_version);
+    println!(
+        "format          {} (needs engine >= {})",
+        h.format_version, h.min_engine_version
+    );
     println!("build time      {} (SOURCE_DATE_EPOCH)", h.build_time);
-    println!("key id          {} (signature not checked: use verify)", hex::encode(h.key_id));
+    println!(
+        "key id          {} (signature not checked: use verify)",
+        hex::encode(h.key_id)
+    );
     println!("size            {} bytes", bytes.len());
-    println!("{:<8} {:>9} {:>12} {:>12}", "section", "records", "stored", "raw");
+    println!(
+        "{:<8} {:>9} {:>12} {:>12}",
+        "section", "records", "stored", "raw"
+    );
     for e in &p.entries {
         println!(
             "{:<8} {:>9} {:>12} {:>12}",

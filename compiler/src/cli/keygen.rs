@@ -31,7 +31,10 @@ pub fn run(dir: &Path, name: &str, force: bool) -> anyhow::Result<u8> {
     f.write_all(key.to_text().as_bytes())?;
     f.sync_all()?;
     super::files::write_atomic(&public_path, key.public().to_text().as_bytes())?;
-    println!("private key: {} (mode 0600, never commit it)", secret_path.display());
+    println!(
+        "private key: {} (mode 0600, never commit it)",
+        secret_path.display()
+    );
     println!("public key:  {}", public_path.display());
     println!("key id:      {}", hex::encode(key.public().key_id()));
     Ok(EXIT_OK)

@@ -17,7 +17,11 @@ pub const EXIT_LINT: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "vigil-build", version, about = "Lint, build, sign and diff vigil malware databases")]
+#[command(
+    name = "vigil-build",
+    version,
+    about = "Lint, build, sign and diff vigil malware databases"
+)]
 pub struct Args {
     #[command(subcommand)]
     cmd: Cmd,

@@ -1,0 +1,13 @@
+rule Yara_Dup_Name
+{
+    meta:
+        severity = "low"
+        description = "d"
+        author = "a"
+        reference = "r"
+        date = "2026-01-01"
+    strings:
+        $a = "yara-dup-again"
+    condition:
+        $a
+}
