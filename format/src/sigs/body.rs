@@ -404,7 +404,7 @@ fn parse_literal(s: &str) -> Result<Vec<u8>, (usize, String)> {
     if s.is_empty() {
         return Err((0, "empty option".into()));
     }
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err((s.len() - 1, "odd number of hex digits in option".into()));
     }
     let b = s.as_bytes();
