@@ -13,6 +13,8 @@ pub mod lint;
 pub mod sources;
 mod yara;
 
+pub use yara::compiler as yara_compiler;
+
 pub use build::{build, BuildError, BuildOptions};
 pub use diag::{Diagnostic, OutputFormat, Severity};
 pub use lint::{lint, LintResult};
