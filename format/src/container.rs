@@ -22,6 +22,7 @@
 //! encoding of a given database and a tampered table cannot point two sections at one range.
 
 use std::borrow::Cow;
+use std::io::Read;
 
 use sha2::{Digest, Sha256};
 
@@ -433,7 +434,11 @@ impl<'a> Parsed<'a> {
             kind: e.kind.name().into(),
             detail,
         };
-        let raw = zstd::bulk::decompress(data, to_usize(e.raw_len, "section")?)
+        // Stream with a bound instead of allocating `raw_len` up front: the table is not
+        // trusted yet when `info` or `expand` read it, and a forged length must not cost 2 GiB.
+        let mut raw = Vec::new();
+        zstd::stream::read::Decoder::with_buffer(data)
+            .and_then(|d| d.take(e.raw_len + 1).read_to_end(&mut raw))
             .map_err(|err| decode_err(err.to_string()))?;
         if raw.len() as u64 != e.raw_len {
             return Err(decode_err(format!(
@@ -603,6 +608,16 @@ mod tests {
             verify(b"PK\x03\x04 not a database", &[key().public()]),
             Err(FormatError::BadMagic { .. })
         ));
+    }
+
+    #[test]
+    fn forged_raw_length_is_a_decode_error() {
+        let mut db = sample();
+        // Section 0's raw_len field sits at table offset 24; claim 2 GiB - 1.
+        let at = HEADER_LEN + 24;
+        db[at..at + 8].copy_from_slice(&((2u64 << 30) - 1).to_le_bytes());
+        let p = Parsed::parse(&db).expect("structure is still valid");
+        assert!(matches!(p.section_bytes(0), Err(FormatError::SectionDecode { .. })));
     }
 
     #[test]

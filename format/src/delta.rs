@@ -137,7 +137,8 @@ impl Delta {
             zstd::stream::read::Decoder::with_ref_prefix(patch, &old_x).map_err(mismatch)?;
         dec.window_log_max(31).map_err(mismatch)?;
         let expanded_len = to_usize(header.expanded_len, "delta")?;
-        let mut new_x = Vec::with_capacity(expanded_len);
+        // Grown as the patch actually expands, not reserved from the (unverified) header.
+        let mut new_x = Vec::new();
         // One byte more than declared so an over-long patch is caught, not truncated.
         dec.take(header.expanded_len + 1)
             .read_to_end(&mut new_x)
