@@ -617,7 +617,10 @@ mod tests {
         let at = HEADER_LEN + 24;
         db[at..at + 8].copy_from_slice(&((2u64 << 30) - 1).to_le_bytes());
         let p = Parsed::parse(&db).expect("structure is still valid");
-        assert!(matches!(p.section_bytes(0), Err(FormatError::SectionDecode { .. })));
+        assert!(matches!(
+            p.section_bytes(0),
+            Err(FormatError::SectionDecode { .. })
+        ));
     }
 
     #[test]

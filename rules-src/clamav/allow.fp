@@ -1,1 +1,1 @@
-d41d8cd98f00b204e9800998ecf8427e:0:Vigil.Allow.EmptyFile-MD5
+4308bb9063cf050fa090405a8eec3c39:192:Vigil.Allow.WafTestFixture-MD5

@@ -385,6 +385,37 @@ fn parse_hex(col: usize, s: &str) -> Result<Vec<Token>, SigError> {
             ),
         ));
     }
+    // ClamAV splits a signature at variable-length gaps and anchors each part on its own, so
+    // each part needs two consecutive literal bytes or clamscan refuses the whole database.
+    let mut run = 0;
+    let mut best = 0;
+    for t in &sig.pattern {
+        match t {
+            Token::Byte(_) => {
+                run += 1;
+                best = best.max(run);
+            }
+            Token::Gap { min, max } if max != &Some(*min) => {
+                if best < 2 {
+                    return Err(err(
+                        "ndb/short-part",
+                        0,
+                        "every part between variable gaps needs 2 consecutive literal bytes".into(),
+                    ));
+                }
+                run = 0;
+                best = 0;
+            }
+            _ => run = 0,
+        }
+    }
+    if best < 2 {
+        return Err(err(
+            "ndb/short-part",
+            0,
+            "every part between variable gaps needs 2 consecutive literal bytes".into(),
+        ));
+    }
     Ok(sig.pattern)
 }
 
@@ -469,14 +500,14 @@ mod tests {
     #[test]
     fn every_form_parses() {
         let s = parse_ndb_line(
-            "A.B.C-1:0:EOF-10,5:41424344??4?{2}?5*{3-}(aa|bbcc)!(01|02){-4}45464748{1-2}de:51:255",
+            "A.B.C-1:0:EOF-10,5:41424344??4?{2}?5*4142{3-}(aa|bbcc)!(01|02)4344{-4}45464748{1-2}dead:51:255",
         )
         .expect("valid");
         assert_eq!(s.offset, Offset::EofMinus { back: 10, shift: 5 });
-        assert_eq!(s.pattern.len(), 19);
+        assert_eq!(s.pattern.len(), 24);
         assert_eq!(
             s.to_string(),
-            "A.B.C-1:0:EOF-10,5:41424344??4?{2}?5*{3-}(aa|bbcc)!(01|02){-4}45464748{1-2}de:51:255"
+            "A.B.C-1:0:EOF-10,5:41424344??4?{2}?5*4142{3-}(aa|bbcc)!(01|02)4344{-4}45464748{1-2}dead:51:255"
         );
     }
 
@@ -565,7 +596,14 @@ mod tests {
         )
             .prop_map(|(name, offset, anchor, middle, last, fl)| {
                 let mut pattern: Vec<Token> = anchor.iter().map(|b| Token::Byte(*b)).collect();
-                pattern.extend(middle);
+                for t in middle {
+                    let gap = matches!(t, Token::Gap { .. });
+                    pattern.push(t);
+                    if gap {
+                        // Each part after a gap needs its own two-byte anchor (ndb/short-part).
+                        pattern.extend([Token::Byte(0x41), Token::Byte(0x42)]);
+                    }
+                }
                 pattern.push(Token::Byte(last));
                 let (min_flevel, max_flevel) = match fl {
                     Some((a, Some(b))) => (Some(u32::from(a.min(b))), Some(u32::from(a.max(b)))),

@@ -132,6 +132,13 @@ pub fn parse_hash_line(line: &str, file: HashFile) -> Result<HashSig, SigError> 
             )
         })?)
     };
+    if size == Some(0) {
+        return Err(SigError::new(
+            "hash/size",
+            scol,
+            "size 0: empty files are never scanned, and clamscan refuses the line",
+        ));
+    }
     let (ncol, name) = f[2];
     check_name("hash/name", ncol, name)?;
     let min_flevel = match f.get(3) {

@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "nightly backup"
+tar czf /var/backups/etc.tgz /etc
