@@ -23,7 +23,7 @@ pub const MAGIC: [u8; 8] = *b"VIGILDL\0";
 pub const VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 96;
 /// Refuse deltas that claim to expand past this: a database is tens of MB, not gigabytes.
-pub const MAX_EXPANDED: u64 = 1 << 30;
+pub const MAX_EXPANDED: u64 = 256 << 20;
 const LEVEL: i32 = 19;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,8 +135,11 @@ impl Delta {
         let mismatch = |e: std::io::Error| FormatError::DeltaMismatch(format!("patch: {e}"));
         let mut dec =
             zstd::stream::read::Decoder::with_ref_prefix(patch, &old_x).map_err(mismatch)?;
-        dec.window_log_max(31).map_err(mismatch)?;
         let expanded_len = to_usize(header.expanded_len, "delta")?;
+        // The window the creator used, recomputed from sizes we know and bounded: a forged
+        // frame header asking for a larger window is refused instead of allocated.
+        dec.window_log_max(window_log(old_x.len() + expanded_len))
+            .map_err(mismatch)?;
         // Grown as the patch actually expands, not reserved from the (unverified) header.
         let mut new_x = Vec::new();
         // One byte more than declared so an over-long patch is caught, not truncated.

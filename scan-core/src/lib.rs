@@ -1,7 +1,23 @@
-//! vigil-scan-core: the embedded scan engine (to come in issue 4).
+//! vigil-scan-core: the embedded scan engine.
 //!
-//! Input: database bytes and trusted public keys; it verifies them through `vigil-format`
-//! and builds the matchers (yara-x for YARA rules, one automaton for body signatures, hash
-//! tables, allowlists). Output: findings per scanned file. It must never use an engine built
-//! from an unverified or partially loaded database. Neighbours: `vigil-format` below it, the
-//! updater's agent and the `vigil-scan` CLI above it.
+//! Input: database bytes and the trusted public keys; [`Engine::load`] verifies them through
+//! `vigil-format` and builds the matchers: yara-x for YARA rules, one Aho-Corasick automaton
+//! over every body signature's anchor with confirmation around each hit, hash tables, and
+//! allowlists that clear a file of every detection. Output: [`ScanReport`]s of [`Finding`]s.
+//! It never builds an engine from an unverified or partly loaded database, and [`SharedEngine`]
+//! swaps engines without pausing scans. Neighbours: `vigil-format` below; the updater's agent
+//! and the `vigil-scan` CLI above.
+
+pub mod body;
+pub mod engine;
+pub mod error;
+pub mod hashes;
+pub mod shared;
+mod yara;
+
+pub use engine::{Engine, Finding, ScanReport, SigKind};
+pub use error::{EngineError, Limits, ScanError};
+pub use shared::SharedEngine;
+
+/// Engine version reported in JSON findings.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

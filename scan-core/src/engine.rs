@@ -1,0 +1,264 @@
+//! The engine: built once from a verified database, then shared read-only by every scan.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use vigil_format::container::verify;
+use vigil_format::sections::{decode_lines, SourceFiles};
+use vigil_format::sigs::{parse_hash_line, parse_ndb_line, HashFile, HashKind};
+use vigil_format::{PublicKey, SectionKind};
+
+use crate::body::BodyMatcher;
+use crate::error::{EngineError, Limits, ScanError};
+use crate::hashes::{digests, HashTable, Hasher};
+use crate::yara::YaraRules;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SigKind {
+    Hash,
+    Body,
+    Yara,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub signature: String,
+    pub kind: SigKind,
+    pub severity: Option<String>,
+    pub description: Option<String>,
+    /// Where the match starts, when the signature kind knows it.
+    pub offset: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ScanReport {
+    pub findings: Vec<Finding>,
+    /// Hex SHA-256 of the file: computed only when there is something to report.
+    pub sha256: Option<String>,
+    pub size: u64,
+    /// Name of the allowlist entry that cleared the file, if one did.
+    pub allowlisted: Option<String>,
+}
+
+pub struct Engine {
+    db_version: u64,
+    db_sha256: [u8; 32],
+    yara: Option<YaraRules>,
+    body: Option<BodyMatcher>,
+    hashes: HashTable,
+    allow: HashTable,
+}
+
+/// Spool to disk beyond this, so `scan_reader` stays within bounded memory.
+const READER_MEMORY: usize = 32 << 20;
+
+impl Engine {
+    /// Verifies `bytes` against `trusted` and builds every matcher; any failure leaves no engine.
+    pub fn load(bytes: &[u8], trusted: &[PublicKey]) -> Result<Self, EngineError> {
+        Self::load_with_cache(bytes, trusted, None)
+    }
+
+    /// As [`Engine::load`], reusing compiled YARA rules cached in `cache_dir` under the
+    /// database's hash (and writing them there after a cold compile).
+    pub fn load_with_cache(
+        bytes: &[u8],
+        trusted: &[PublicKey],
+        cache_dir: Option<&Path>,
+    ) -> Result<Self, EngineError> {
+        let v = verify(bytes, trusted)?;
+        let db_sha256: [u8; 32] = Sha256::digest(bytes).into();
+        let yara = match v.section(SectionKind::Yara)? {
+            Some(raw) => Some(YaraRules::load(&SourceFiles::decode(&raw)?, &db_sha256, cache_dir)?),
+            None => None,
+        };
+        let body = match v.section(SectionKind::Ndb)? {
+            Some(raw) => {
+                let mut sigs = Vec::new();
+                for (i, line) in decode_lines(&raw)?.into_iter().enumerate() {
+                    sigs.push(parse_ndb_line(line).map_err(|e| EngineError::Record {
+                        section: "ndb",
+                        line: i + 1,
+                        message: e.to_string(),
+                    })?);
+                }
+                Some(BodyMatcher::new(&sigs).map_err(EngineError::Body)?)
+            }
+            None => None,
+        };
+        let mut hashes = HashTable::default();
+        let mut allow = HashTable::default();
+        for (kind, file, is_allow) in [
+            (SectionKind::Hdb, HashFile::Hdb, false),
+            (SectionKind::Hsb, HashFile::Hsb, false),
+            (SectionKind::Fp, HashFile::Fp, true),
+            (SectionKind::Sfp, HashFile::Sfp, true),
+        ] {
+            let table = if is_allow { &mut allow } else { &mut hashes };
+            if let Some(raw) = v.section(kind)? {
+                for (i, line) in decode_lines(&raw)?.into_iter().enumerate() {
+                    let sig = parse_hash_line(line, file).map_err(|e| EngineError::Record {
+                        section: kind.name(),
+                        line: i + 1,
+                        message: e.to_string(),
+                    })?;
+                    table.add(&sig);
+                }
+            }
+        }
+        Ok(Self {
+            db_version: v.header().db_version,
+            db_sha256,
+            yara,
+            body,
+            hashes,
+            allow,
+        })
+    }
+
+    pub fn db_version(&self) -> u64 {
+        self.db_version
+    }
+
+    pub fn db_sha256(&self) -> [u8; 32] {
+        self.db_sha256
+    }
+
+    /// Signature counts: (YARA rules, body signatures, hash signatures, allowlist entries).
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        (
+            self.yara.as_ref().map_or(0, YaraRules::len),
+            self.body.as_ref().map_or(0, BodyMatcher::len),
+            self.hashes.len(),
+            self.allow.len(),
+        )
+    }
+
+    pub fn scan_bytes(&self, data: &[u8], limits: &Limits) -> Result<ScanReport, ScanError> {
+        let size = data.len() as u64;
+        if size > limits.max_filesize {
+            return Err(ScanError::TooLarge {
+                size,
+                limit: limits.max_filesize,
+            });
+        }
+        let start = Instant::now();
+        let deadline = limits.timeout.map(|t| start + t);
+        let mut findings = Vec::new();
+        if self.hashes.wants(size) {
+            let d = digests(data, self.hashes.kinds());
+            for name in self.hashes.lookup(&d, size) {
+                findings.push(Finding {
+                    signature: name.to_string(),
+                    kind: SigKind::Hash,
+                    severity: None,
+                    description: None,
+                    offset: None,
+                });
+            }
+        }
+        if let Some(body) = &self.body {
+            for m in body.scan(data, deadline)? {
+                findings.push(Finding {
+                    signature: m.name.to_string(),
+                    kind: SigKind::Body,
+                    severity: None,
+                    description: None,
+                    offset: Some(m.offset),
+                });
+            }
+        }
+        if let Some(yara) = &self.yara {
+            let remaining = limits.timeout.map(|t| t.saturating_sub(start.elapsed()));
+            findings.extend(yara.scan(data, remaining)?);
+        }
+        let mut report = ScanReport {
+            findings,
+            sha256: None,
+            size,
+            allowlisted: None,
+        };
+        if report.findings.is_empty() {
+            return Ok(report);
+        }
+        // Only files with detections pay for the allowlist check and the SHA-256.
+        let mut kinds: Vec<HashKind> = self.allow.kinds().collect();
+        kinds.push(HashKind::Sha256);
+        let d = digests(data, kinds);
+        if self.allow.wants(size) {
+            if let Some(name) = self.allow.lookup(&d, size).into_iter().next() {
+                report.findings.clear();
+                report.allowlisted = Some(name.to_string());
+            }
+        }
+        report.sha256 = d.sha256.map(hex::encode);
+        Ok(report)
+    }
+
+    /// Scans a regular file, memory-mapped so a 4 GiB file is never read into memory whole.
+    pub fn scan_file(&self, path: &Path, limits: &Limits) -> Result<ScanReport, ScanError> {
+        let meta = std::fs::metadata(path)?;
+        if !meta.is_file() {
+            return Err(ScanError::NotRegular);
+        }
+        if meta.len() > limits.max_filesize {
+            return Err(ScanError::TooLarge {
+                size: meta.len(),
+                limit: limits.max_filesize,
+            });
+        }
+        let file = File::open(path)?;
+        if meta.len() == 0 {
+            return self.scan_bytes(&[], limits);
+        }
+        let map = map_file(&file)?;
+        self.scan_bytes(&map, limits)
+    }
+
+    /// Scans a stream (stdin, an object store body) in bounded memory: small streams stay in
+    /// memory, larger ones are spooled to an anonymous temporary file and mapped.
+    pub fn scan_reader(&self, mut reader: impl Read, limits: &Limits) -> Result<ScanReport, ScanError> {
+        let mut buf = Vec::new();
+        let cap = READER_MEMORY.min(limits.max_filesize.saturating_add(1) as usize);
+        (&mut reader).take(cap as u64).read_to_end(&mut buf)?;
+        if buf.len() < cap {
+            return self.scan_bytes(&buf, limits);
+        }
+        let mut spool = tempfile::tempfile()?;
+        std::io::Write::write_all(&mut spool, &buf)?;
+        drop(buf);
+        let copied = std::io::copy(
+            &mut reader.take(limits.max_filesize.saturating_sub(cap as u64) + 1),
+            &mut spool,
+        )?;
+        let size = cap as u64 + copied;
+        if size > limits.max_filesize {
+            return Err(ScanError::TooLarge {
+                size,
+                limit: limits.max_filesize,
+            });
+        }
+        let map = map_file(&spool)?;
+        self.scan_bytes(&map, limits)
+    }
+}
+
+/// The one place vigil uses `unsafe`: mapping a file. The map is read-only and private; if
+/// another process truncates the file during the scan the kernel may signal SIGBUS, the same
+/// trade-off clamd and yara make for scanning large files without reading them into memory.
+#[allow(unsafe_code)]
+fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: see above; the mapping is only read, and lives no longer than the scan.
+    unsafe { memmap2::Mmap::map(file) }
+}
+
+/// Hasher re-exported for streaming callers that hash while copying.
+pub type StreamHasher = Hasher;
+
+/// A shared handle for engines that can be replaced while scans run.
+pub type EngineRef = Arc<Engine>;

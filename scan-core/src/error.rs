@@ -1,0 +1,55 @@
+//! Errors: loading a database (the engine is then never built) and scanning one file (the
+//! scan of other files goes on).
+
+use std::time::Duration;
+
+use thiserror::Error;
+use vigil_format::FormatError;
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("database refused: {0}")]
+    Format(#[from] FormatError),
+    #[error("database refused: {section} record {line}: {message}")]
+    Record {
+        section: &'static str,
+        line: usize,
+        message: String,
+    },
+    #[error("database refused: YARA rules do not compile: {0}")]
+    Yara(String),
+    #[error("database refused: body signatures: {0}")]
+    Body(String),
+}
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("scan timed out")]
+    Timeout,
+    #[error("size limit exceeded ({size} bytes, limit {limit})")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("YARA scan failed: {0}")]
+    Yara(String),
+}
+
+/// Per-scan limits, as clamscan's --max-filesize and a per-file timeout.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_filesize: u64,
+    pub timeout: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_filesize: 4 << 30,
+            timeout: Some(Duration::from_secs(120)),
+        }
+    }
+}

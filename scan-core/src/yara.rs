@@ -1,0 +1,118 @@
+//! YARA rules: compiled by yara-x from the database's sources (all in one namespace, as lint
+//! compiled them), with a cache of the compiled form keyed by the database's SHA-256.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use vigil_format::sections::SourceFile;
+
+use crate::engine::{Finding, SigKind};
+use crate::error::{EngineError, ScanError};
+
+pub struct YaraRules {
+    rules: yara_x::Rules,
+    count: usize,
+}
+
+/// Cache file: magic, SHA-256 of the blob, then yara-x's serialized rules. The hash is checked
+/// before yara-x deserializes anything, so a torn or altered cache is recompiled, not trusted.
+const CACHE_MAGIC: &[u8; 8] = b"VIGILYC1";
+
+fn cache_path(dir: &Path, db_sha256: &[u8; 32]) -> std::path::PathBuf {
+    dir.join(format!("{}.yarac", hex::encode(db_sha256)))
+}
+
+impl YaraRules {
+    pub fn load(
+        files: &[SourceFile],
+        db_sha256: &[u8; 32],
+        cache_dir: Option<&Path>,
+    ) -> Result<Self, EngineError> {
+        if let Some(dir) = cache_dir {
+            if let Some(rules) = read_cache(&cache_path(dir, db_sha256)) {
+                let count = rules.iter().count();
+                return Ok(Self { rules, count });
+            }
+        }
+        let mut c = yara_x::Compiler::new();
+        c.enable_includes(false);
+        for f in files {
+            c.add_source(yara_x::SourceCode::from(f.text.as_str()).with_origin(f.path.as_str()))
+                .map_err(|e| EngineError::Yara(e.to_string()))?;
+        }
+        let rules = c.build();
+        let count = rules.iter().count();
+        if let Some(dir) = cache_dir {
+            // A cache that cannot be written only costs the next start a compile.
+            let _ = write_cache(&cache_path(dir, db_sha256), &rules);
+        }
+        Ok(Self { rules, count })
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn scan(&self, data: &[u8], timeout: Option<Duration>) -> Result<Vec<Finding>, ScanError> {
+        let mut scanner = yara_x::Scanner::new(&self.rules);
+        if let Some(t) = timeout {
+            if t.is_zero() {
+                return Err(ScanError::Timeout);
+            }
+            scanner.set_timeout(t);
+        }
+        let results = match scanner.scan(data) {
+            Ok(r) => r,
+            Err(yara_x::errors::ScanError::Timeout) => return Err(ScanError::Timeout),
+            Err(e) => return Err(ScanError::Yara(e.to_string())),
+        };
+        Ok(results
+            .matching_rules()
+            .map(|r| {
+                let meta = |key: &str| {
+                    r.metadata().find(|(k, _)| *k == key).and_then(|(_, v)| match v {
+                        yara_x::MetaValue::String(s) => Some(s.to_string()),
+                        _ => None,
+                    })
+                };
+                let offset = r
+                    .patterns()
+                    .flat_map(|p| p.matches().map(|m| m.range().start as u64).collect::<Vec<_>>())
+                    .min();
+                Finding {
+                    signature: r.identifier().to_string(),
+                    kind: SigKind::Yara,
+                    severity: meta("severity"),
+                    description: meta("description"),
+                    offset,
+                }
+            })
+            .collect())
+    }
+}
+
+fn read_cache(path: &Path) -> Option<yara_x::Rules> {
+    let bytes = std::fs::read(path).ok()?;
+    let (head, blob) = bytes.split_at_checked(40)?;
+    if &head[..8] != CACHE_MAGIC || head[8..] != Sha256::digest(blob)[..] {
+        return None;
+    }
+    yara_x::Rules::deserialize(blob).ok()
+}
+
+fn write_cache(path: &Path, rules: &yara_x::Rules) -> std::io::Result<()> {
+    let blob = rules
+        .serialize()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut out = Vec::with_capacity(blob.len() + 40);
+    out.extend_from_slice(CACHE_MAGIC);
+    out.extend_from_slice(&Sha256::digest(&blob));
+    out.extend_from_slice(&blob);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, &out)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
