@@ -45,8 +45,14 @@ fn lower(tokens: &[Token]) -> Vec<Tok> {
                 min: *min as usize,
                 max: max.map(|m| m as usize),
             }),
-            Token::Alt { negated: false, options } => out.push(Tok::Alt(options.clone())),
-            Token::Alt { negated: true, options } => out.push(Tok::NotAlt {
+            Token::Alt {
+                negated: false,
+                options,
+            } => out.push(Tok::Alt(options.clone())),
+            Token::Alt {
+                negated: true,
+                options,
+            } => out.push(Tok::NotAlt {
                 width: options.first().map_or(0, Vec::len),
                 options: options.clone(),
             }),
@@ -154,7 +160,11 @@ impl BodyMatcher {
     }
 
     /// Every signature that matches `data`, once each, at its first confirmed start.
-    pub fn scan(&self, data: &[u8], deadline: Option<Instant>) -> Result<Vec<BodyMatch>, ScanError> {
+    pub fn scan(
+        &self,
+        data: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<Vec<BodyMatch>, ScanError> {
         let mut found = vec![false; self.sigs.len()];
         let mut out = Vec::new();
         let mut cx = Ctx {
@@ -222,12 +232,16 @@ fn fwd(cx: &mut Ctx<'_>, toks: &[Tok], pos: usize) -> bool {
         return true;
     };
     match t {
-        Tok::Lit(lit) => data.get(pos..pos + lit.len()) == Some(lit.as_slice()) && fwd(cx, rest, pos + lit.len()),
-        Tok::Nibble { value, mask } => data.get(pos).is_some_and(|b| b & mask == *value) && fwd(cx, rest, pos + 1),
+        Tok::Lit(lit) => {
+            data.get(pos..pos + lit.len()) == Some(lit.as_slice()) && fwd(cx, rest, pos + lit.len())
+        }
+        Tok::Nibble { value, mask } => {
+            data.get(pos).is_some_and(|b| b & mask == *value) && fwd(cx, rest, pos + 1)
+        }
         Tok::Any(n) => pos + n <= data.len() && fwd(cx, rest, pos + n),
-        Tok::Alt(options) => options
-            .iter()
-            .any(|o| data.get(pos..pos + o.len()) == Some(o.as_slice()) && fwd(cx, rest, pos + o.len())),
+        Tok::Alt(options) => options.iter().any(|o| {
+            data.get(pos..pos + o.len()) == Some(o.as_slice()) && fwd(cx, rest, pos + o.len())
+        }),
         Tok::NotAlt { width, options } => match data.get(pos..pos + width) {
             Some(w) => !options.iter().any(|o| o.as_slice() == w) && fwd(cx, rest, pos + width),
             None => false,
@@ -275,16 +289,24 @@ fn bwd(cx: &mut Ctx<'_>, toks: &[Tok], end: usize, accept: &mut dyn FnMut(usize)
     };
     match t {
         Tok::Lit(lit) => {
-            end >= lit.len() && &data[end - lit.len()..end] == lit.as_slice() && bwd(cx, rest, end - lit.len(), accept)
+            end >= lit.len()
+                && &data[end - lit.len()..end] == lit.as_slice()
+                && bwd(cx, rest, end - lit.len(), accept)
         }
-        Tok::Nibble { value, mask } => end >= 1 && data[end - 1] & mask == *value && bwd(cx, rest, end - 1, accept),
+        Tok::Nibble { value, mask } => {
+            end >= 1 && data[end - 1] & mask == *value && bwd(cx, rest, end - 1, accept)
+        }
         Tok::Any(n) => end >= *n && bwd(cx, rest, end - n, accept),
-        Tok::Alt(options) => options
-            .iter()
-            .any(|o| end >= o.len() && &data[end - o.len()..end] == o.as_slice() && bwd(cx, rest, end - o.len(), accept)),
+        Tok::Alt(options) => options.iter().any(|o| {
+            end >= o.len()
+                && &data[end - o.len()..end] == o.as_slice()
+                && bwd(cx, rest, end - o.len(), accept)
+        }),
         Tok::NotAlt { width, options } => {
             end >= *width
-                && !options.iter().any(|o| o.as_slice() == &data[end - width..end])
+                && !options
+                    .iter()
+                    .any(|o| o.as_slice() == &data[end - width..end])
                 && bwd(cx, rest, end - width, accept)
         }
         Tok::Gap { min, max } => {
@@ -306,7 +328,12 @@ mod tests {
     fn names(sigs: &[&str], data: &[u8]) -> Vec<String> {
         let parsed: Vec<BodySig> = sigs.iter().map(|l| parse_ndb_line(l).unwrap()).collect();
         let m = BodyMatcher::new(&parsed).unwrap();
-        let mut v: Vec<String> = m.scan(data, None).unwrap().into_iter().map(|b| b.name.to_string()).collect();
+        let mut v: Vec<String> = m
+            .scan(data, None)
+            .unwrap()
+            .into_iter()
+            .map(|b| b.name.to_string())
+            .collect();
         v.sort();
         v
     }
@@ -337,7 +364,11 @@ mod tests {
         ];
         let got = names(&sigs, data);
         let want: Vec<String> = {
-            let mut w: Vec<String> = sigs.iter().map(|s| s.split(':').next().unwrap().to_string()).filter(|n| n.ends_with("-ok")).collect();
+            let mut w: Vec<String> = sigs
+                .iter()
+                .map(|s| s.split(':').next().unwrap().to_string())
+                .filter(|n| n.ends_with("-ok"))
+                .collect();
             w.sort();
             w
         };

@@ -74,7 +74,11 @@ impl Engine {
         let v = verify(bytes, trusted)?;
         let db_sha256: [u8; 32] = Sha256::digest(bytes).into();
         let yara = match v.section(SectionKind::Yara)? {
-            Some(raw) => Some(YaraRules::load(&SourceFiles::decode(&raw)?, &db_sha256, cache_dir)?),
+            Some(raw) => Some(YaraRules::load(
+                &SourceFiles::decode(&raw)?,
+                &db_sha256,
+                cache_dir,
+            )?),
             None => None,
         };
         let body = match v.section(SectionKind::Ndb)? {
@@ -222,7 +226,11 @@ impl Engine {
 
     /// Scans a stream (stdin, an object store body) in bounded memory: small streams stay in
     /// memory, larger ones are spooled to an anonymous temporary file and mapped.
-    pub fn scan_reader(&self, mut reader: impl Read, limits: &Limits) -> Result<ScanReport, ScanError> {
+    pub fn scan_reader(
+        &self,
+        mut reader: impl Read,
+        limits: &Limits,
+    ) -> Result<ScanReport, ScanError> {
         let mut buf = Vec::new();
         let cap = READER_MEMORY.min(limits.max_filesize.saturating_add(1) as usize);
         (&mut reader).take(cap as u64).read_to_end(&mut buf)?;

@@ -9,8 +9,9 @@ use vigil_format::FormatError;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum EngineError {
+    // Not `#[from]`: that would make it the source too and print the cause twice in a chain.
     #[error("database refused: {0}")]
-    Format(#[from] FormatError),
+    Format(FormatError),
     #[error("database refused: {section} record {line}: {message}")]
     Record {
         section: &'static str,
@@ -21,6 +22,12 @@ pub enum EngineError {
     Yara(String),
     #[error("database refused: body signatures: {0}")]
     Body(String),
+}
+
+impl From<FormatError> for EngineError {
+    fn from(e: FormatError) -> Self {
+        EngineError::Format(e)
+    }
 }
 
 #[derive(Debug, Error)]

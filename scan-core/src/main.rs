@@ -1,1 +1,20 @@
-fn main() {}
+//! vigil-scan: scan files with a vigil database, with clamscan's habits.
+//!
+//! Exit codes, as clamscan documents them: 0 nothing found; 1 something found; 2 an error
+//! occurred (and nothing was found), including a database that fails verification.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    match cli::run(cli::Args::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("ERROR: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -71,14 +71,20 @@ impl YaraRules {
             .matching_rules()
             .map(|r| {
                 let meta = |key: &str| {
-                    r.metadata().find(|(k, _)| *k == key).and_then(|(_, v)| match v {
-                        yara_x::MetaValue::String(s) => Some(s.to_string()),
-                        _ => None,
-                    })
+                    r.metadata()
+                        .find(|(k, _)| *k == key)
+                        .and_then(|(_, v)| match v {
+                            yara_x::MetaValue::String(s) => Some(s.to_string()),
+                            _ => None,
+                        })
                 };
                 let offset = r
                     .patterns()
-                    .flat_map(|p| p.matches().map(|m| m.range().start as u64).collect::<Vec<_>>())
+                    .flat_map(|p| {
+                        p.matches()
+                            .map(|m| m.range().start as u64)
+                            .collect::<Vec<_>>()
+                    })
                     .min();
                 Finding {
                     signature: r.identifier().to_string(),
