@@ -95,6 +95,16 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Checks the clock now: for steps that are themselves long (a search over megabytes).
+    fn expired(&mut self) -> bool {
+        if let Some(d) = self.deadline {
+            if Instant::now() >= d {
+                self.timed_out = true;
+            }
+        }
+        self.timed_out
+    }
+
     fn tick(&mut self) -> bool {
         self.steps = self.steps.wrapping_add(1);
         if self.steps % CHECK_EVERY == 0 {
@@ -258,6 +268,9 @@ fn fwd(cx: &mut Ctx<'_>, toks: &[Tok], pos: usize) -> bool {
                 let finder = memchr::memmem::Finder::new(lit);
                 let mut from = lo;
                 while from <= hi {
+                    if cx.expired() {
+                        return false;
+                    }
                     let Some(i) = finder.find(&data[from..end]) else {
                         return false;
                     };
