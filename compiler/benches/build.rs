@@ -6,7 +6,7 @@
 //! `cargo bench -p vigil-compiler --bench build`
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use vigil_compiler::{build, sources, BuildOptions};
@@ -21,18 +21,6 @@ fn corpus() -> Option<PathBuf> {
                 .join("../../shared/corpora/yara-rules-community")
         });
     p.is_dir().then_some(p)
-}
-
-fn yara_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            yara_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "yar" || x == "yara") {
-            out.push(p);
-        }
-    }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -76,57 +64,13 @@ fn main() {
         println!("SKIP: community rule set not found (../shared/corpora/yara-rules-community or $VIGIL_COMMUNITY_RULES)");
         return;
     };
-    let mut paths = Vec::new();
-    yara_files(&dir, &mut paths);
-    paths.sort();
-    let total = paths.len();
-
-    // Keep every file that yara-x accepts under vigil's lint (no includes, no slow patterns),
-    // alone and then together (cross-file duplicate rule names drop the later file).
-    let mut dropped: Vec<(String, String)> = Vec::new();
-    let mut kept: Vec<(String, String)> = Vec::new();
-    for p in &paths {
-        let rel = p.strip_prefix(&dir).unwrap_or(p).display().to_string();
-        let Ok(text) = fs::read_to_string(p) else {
-            dropped.push((rel, "not UTF-8".into()));
-            continue;
-        };
-        let mut c = vigil_compiler_yara();
-        if let Err(e) =
-            c.add_source(yara_x::SourceCode::from(text.as_str()).with_origin(rel.as_str()))
-        {
-            dropped.push((rel, e.title().to_string()));
-            continue;
-        }
-        kept.push((rel, text));
-    }
-    loop {
-        let mut c = vigil_compiler_yara();
-        let mut bad = None;
-        for (i, (rel, text)) in kept.iter().enumerate() {
-            if let Err(e) =
-                c.add_source(yara_x::SourceCode::from(text.as_str()).with_origin(rel.as_str()))
-            {
-                bad = Some((i, e.title().to_string()));
-                break;
-            }
-        }
-        match bad {
-            Some((i, why)) => {
-                let (rel, _) = kept.remove(i);
-                dropped.push((rel, format!("with the others: {why}")));
-            }
-            None => break,
-        }
-    }
+    let imported = vigil_compiler::thirdparty::import_yara_dir(&dir);
+    let total = imported.kept.len() + imported.dropped.len();
+    let (kept, dropped) = (imported.kept, imported.dropped);
 
     let work = tempfile::tempdir().expect("tempdir");
     let rules = work.path().join("rules");
-    for (rel, text) in &kept {
-        let p = rules.join(rel);
-        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        fs::write(p, text).expect("write");
-    }
+    vigil_compiler::thirdparty::write_tree(&rules, &kept).expect("write rules");
     let key = SecretKey::from_seed([1; 32]);
     let concat: Vec<u8> = kept.iter().flat_map(|(_, t)| t.bytes()).collect();
 
@@ -251,9 +195,4 @@ fn main() {
     for (why, n) in reasons {
         println!("  {n:>4}  {why}");
     }
-}
-
-/// The compiler configuration vigil's lint uses (no includes, slow patterns are errors).
-fn vigil_compiler_yara<'a>() -> yara_x::Compiler<'a> {
-    vigil_compiler::yara_compiler()
 }

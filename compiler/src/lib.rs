@@ -11,6 +11,7 @@ pub mod build;
 pub mod diag;
 pub mod lint;
 pub mod sources;
+pub mod thirdparty;
 mod yara;
 
 pub use yara::compiler as yara_compiler;

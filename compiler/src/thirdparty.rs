@@ -1,0 +1,74 @@
+//! Importing third-party YARA rule sets: keep every file that vigil's lint accepts, alone and
+//! together with the others (a later file redefining a rule is dropped), and say why each
+//! dropped file was dropped. Used by the benchmarks and by tests over public rule sets.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// (relative path, text) of kept files, and (relative path, reason) of dropped ones.
+pub struct Imported {
+    pub kept: Vec<(String, String)>,
+    pub dropped: Vec<(String, String)>,
+}
+
+pub fn import_yara_dir(dir: &Path) -> Imported {
+    let mut paths = Vec::new();
+    find(dir, &mut paths);
+    paths.sort();
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for p in &paths {
+        let rel = p.strip_prefix(dir).unwrap_or(p).display().to_string();
+        let Ok(text) = fs::read_to_string(p) else {
+            dropped.push((rel, "not UTF-8".into()));
+            continue;
+        };
+        let mut c = crate::yara::compiler();
+        if let Err(e) =
+            c.add_source(yara_x::SourceCode::from(text.as_str()).with_origin(rel.as_str()))
+        {
+            dropped.push((rel, e.title().to_string()));
+            continue;
+        }
+        kept.push((rel, text));
+    }
+    loop {
+        let mut c = crate::yara::compiler();
+        let bad = kept.iter().position(|(rel, text)| {
+            c.add_source(yara_x::SourceCode::from(text.as_str()).with_origin(rel.as_str()))
+                .is_err()
+        });
+        match bad {
+            Some(i) => {
+                let (rel, _) = kept.remove(i);
+                dropped.push((rel, "conflicts with an earlier file".into()));
+            }
+            None => break,
+        }
+    }
+    Imported { kept, dropped }
+}
+
+fn find(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            find(&p, out);
+        } else if p.extension().is_some_and(|x| x == "yar" || x == "yara") {
+            out.push(p);
+        }
+    }
+}
+
+/// Writes kept files under `dir`, ready for `sources::collect` and `build`.
+pub fn write_tree(dir: &Path, files: &[(String, String)]) -> std::io::Result<()> {
+    for (rel, text) in files {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(p, text)?;
+    }
+    Ok(())
+}
