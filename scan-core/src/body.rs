@@ -107,7 +107,7 @@ impl Ctx<'_> {
 
     fn tick(&mut self) -> bool {
         self.steps = self.steps.wrapping_add(1);
-        if self.steps % CHECK_EVERY == 0 {
+        if self.steps.is_multiple_of(CHECK_EVERY) {
             if let Some(d) = self.deadline {
                 if Instant::now() >= d {
                     self.timed_out = true;

@@ -10,9 +10,12 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use vigil_format::sigs::{HashKind, HashSig};
 
+/// Signatures with one digest: each an optional file size (None: any size) and a name.
+type Entries = Vec<(Option<u64>, Arc<str>)>;
+
 #[derive(Default)]
 pub struct HashTable {
-    map: HashMap<(HashKind, Vec<u8>), Vec<(Option<u64>, Arc<str>)>>,
+    map: HashMap<(HashKind, Vec<u8>), Entries>,
     sizes: HashSet<u64>,
     any_size: bool,
     kinds: HashSet<HashKind>,
