@@ -41,6 +41,11 @@ pub const MAX_SECTIONS: u32 = 64;
 pub const MAX_RAW_SECTION: u64 = 2 << 30;
 /// Default zstd level: the database is built once and downloaded many times.
 pub const DEFAULT_LEVEL: i32 = 19;
+/// Sections larger than this are compressed at no more than [`LARGE_LEVEL`]: level 19 over a
+/// million body signatures (60 MB of lines) takes minutes to build and, because a delta's
+/// apply recompresses, as long again on every client, for a few percent fewer bytes.
+pub const LARGE_SECTION: usize = 8 << 20;
+pub const LARGE_LEVEL: i32 = 9;
 
 /// What a section holds. The numbers are part of the format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -267,6 +272,11 @@ impl DatabaseBuilder {
         let mut entries = Vec::with_capacity(self.sections.len());
         let mut stored = Vec::with_capacity(self.sections.len());
         for (kind, record_count, raw) in &self.sections {
+            let level = if raw.len() > LARGE_SECTION {
+                level.min(LARGE_LEVEL as u8)
+            } else {
+                level
+            };
             let data = compress(raw, level)?;
             entries.push(SectionEntry {
                 kind: *kind,

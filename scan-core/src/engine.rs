@@ -13,7 +13,7 @@ use vigil_format::sections::{decode_lines, SourceFiles};
 use vigil_format::sigs::{parse_hash_line, parse_ndb_line, HashFile, HashKind};
 use vigil_format::{PublicKey, SectionKind};
 
-use crate::body::BodyMatcher;
+use crate::body::{BodyMatcher, BodyMatcherBuilder, Prefilter};
 use crate::error::{EngineError, Limits, ScanError};
 use crate::hashes::{digests, HashTable, Hasher};
 use crate::yara::YaraRules;
@@ -83,15 +83,19 @@ impl Engine {
         };
         let body = match v.section(SectionKind::Ndb)? {
             Some(raw) => {
-                let mut sigs = Vec::new();
+                let mut body = BodyMatcherBuilder::default();
                 for (i, line) in decode_lines(&raw)?.into_iter().enumerate() {
-                    sigs.push(parse_ndb_line(line).map_err(|e| EngineError::Record {
+                    let sig = parse_ndb_line(line).map_err(|e| EngineError::Record {
                         section: "ndb",
                         line: i + 1,
                         message: e.to_string(),
-                    })?);
+                    })?;
+                    body.add(&sig).map_err(EngineError::Body)?;
                 }
-                Some(BodyMatcher::new(&sigs).map_err(EngineError::Body)?)
+                Some(
+                    body.build(Prefilter::default())
+                        .map_err(EngineError::Body)?,
+                )
             }
             None => None,
         };

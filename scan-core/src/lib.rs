@@ -1,8 +1,8 @@
 //! vigil-scan-core: the embedded scan engine.
 //!
 //! Input: database bytes and the trusted public keys; [`Engine::load`] verifies them through
-//! `vigil-format` and builds the matchers: yara-x for YARA rules, one Aho-Corasick automaton
-//! over every body signature's anchor with confirmation around each hit, hash tables, and
+//! `vigil-format` and builds the matchers: yara-x for YARA rules, an index of one 4-byte window
+//! of every body signature's literal run with confirmation around each hit, hash tables, and
 //! allowlists that clear a file of every detection. Output: [`ScanReport`]s of [`Finding`]s.
 //! It never builds an engine from an unverified or partly loaded database, and [`SharedEngine`]
 //! swaps engines without pausing scans. Neighbours: `vigil-format` below; the updater's agent

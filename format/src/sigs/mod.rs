@@ -7,7 +7,7 @@
 mod body;
 mod hash;
 
-pub use body::{parse_ndb_line, BodySig, Offset, Token};
+pub use body::{parse_ndb_line, BodySig, Offset, Token, MIN_ANCHOR};
 pub use hash::{parse_hash_line, HashFile, HashKind, HashSig};
 
 use thiserror::Error;
