@@ -137,6 +137,11 @@ impl Engine {
         self.db_sha256
     }
 
+    /// Whether the YARA rules were loaded from the compiled-form cache (None: no YARA rules).
+    pub fn yara_from_cache(&self) -> Option<bool> {
+        self.yara.as_ref().map(YaraRules::from_cache)
+    }
+
     /// Signature counts: (YARA rules, body signatures, hash signatures, allowlist entries).
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         (

@@ -13,11 +13,18 @@ use crate::error::{EngineError, ScanError};
 pub struct YaraRules {
     rules: yara_x::Rules,
     count: usize,
+    from_cache: bool,
 }
 
 /// Cache file: magic, SHA-256 of the blob, then yara-x's serialized rules. The hash is checked
 /// before yara-x deserializes anything, so a torn or altered cache is recompiled, not trusted.
-const CACHE_MAGIC: &[u8; 8] = b"VIGILYC1";
+///
+/// The blob includes the native code wasmtime generated (yara-x's `native-code-serialization`),
+/// which turns a warm start from a JIT compile into a copy. Native code from disk is trusted
+/// code, so a cache is used only when no one else could have written it: the directory and
+/// the file must not be group- or world-writable and must belong to this process's user. The
+/// cache is therefore as trustworthy as the database directory it sits in.
+const CACHE_MAGIC: &[u8; 8] = b"VIGILYC2";
 
 fn cache_path(dir: &Path, db_sha256: &[u8; 32]) -> std::path::PathBuf {
     dir.join(format!("{}.yarac", hex::encode(db_sha256)))
@@ -32,7 +39,11 @@ impl YaraRules {
         if let Some(dir) = cache_dir {
             if let Some(rules) = read_cache(&cache_path(dir, db_sha256)) {
                 let count = rules.iter().count();
-                return Ok(Self { rules, count });
+                return Ok(Self {
+                    rules,
+                    count,
+                    from_cache: true,
+                });
             }
         }
         let mut c = yara_x::Compiler::new();
@@ -47,11 +58,20 @@ impl YaraRules {
             // A cache that cannot be written only costs the next start a compile.
             let _ = write_cache(&cache_path(dir, db_sha256), &rules);
         }
-        Ok(Self { rules, count })
+        Ok(Self {
+            rules,
+            count,
+            from_cache: false,
+        })
     }
 
     pub fn len(&self) -> usize {
         self.count
+    }
+
+    /// Whether these rules came from the compiled-form cache rather than a compile.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
     }
 
     pub fn scan(&self, data: &[u8], timeout: Option<Duration>) -> Result<Vec<Finding>, ScanError> {
@@ -98,7 +118,27 @@ impl YaraRules {
     }
 }
 
+/// Whether only this process's user could have written `path`.
+#[cfg(unix)]
+fn private(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(path) else {
+        return false;
+    };
+    // /proc/self belongs to the process's effective user; elsewhere only the mode is checked.
+    let owner_ok = std::fs::metadata("/proc/self").map_or(true, |me| me.uid() == m.uid());
+    owner_ok && m.mode() & 0o022 == 0
+}
+
+#[cfg(not(unix))]
+fn private(_path: &Path) -> bool {
+    true
+}
+
 fn read_cache(path: &Path) -> Option<yara_x::Rules> {
+    if !private(path) || !private(path.parent()?) {
+        return None;
+    }
     let bytes = std::fs::read(path).ok()?;
     let (head, blob) = bytes.split_at_checked(40)?;
     if &head[..8] != CACHE_MAGIC || head[8..] != Sha256::digest(blob)[..] {
@@ -116,7 +156,11 @@ fn write_cache(path: &Path, rules: &yara_x::Rules) -> std::io::Result<()> {
     out.extend_from_slice(&Sha256::digest(&blob));
     out.extend_from_slice(&blob);
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, &out)?;
     tmp.persist(path).map_err(|e| e.error)?;

@@ -159,8 +159,30 @@ fn compiled_rules_cache_is_used_and_checked() {
         .flatten()
         .collect();
     assert_eq!(entries.len(), 1, "one cache file written");
+    assert_eq!(cold.yara_from_cache(), Some(false));
     let warm = Engine::load_with_cache(&db, &[key().public()], Some(cache.path())).expect("warm");
+    assert_eq!(
+        warm.yara_from_cache(),
+        Some(true),
+        "second load uses the cache"
+    );
     assert_eq!(names(&warm, EICAR), names(&cold, EICAR));
+    let shell = std::fs::read(root().join("samples/webshell.php")).expect("sample");
+    assert_eq!(names(&warm, &shell), names(&cold, &shell));
+    // The cache holds native code: one that others could have written is not used.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = entries[0].path();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        let open = Engine::load_with_cache(&db, &[key().public()], Some(cache.path()))
+            .expect("recompiled");
+        assert_eq!(
+            open.yara_from_cache(),
+            Some(false),
+            "world-writable cache ignored"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     // A corrupted cache is ignored (recompiled), never trusted.
     let path = entries[0].path();
     let mut bytes = std::fs::read(&path).expect("read");
@@ -169,7 +191,11 @@ fn compiled_rules_cache_is_used_and_checked() {
     std::fs::write(&path, bytes).expect("write");
     let again =
         Engine::load_with_cache(&db, &[key().public()], Some(cache.path())).expect("recompiled");
-    let shell = std::fs::read(root().join("samples/webshell.php")).expect("sample");
+    assert_eq!(
+        again.yara_from_cache(),
+        Some(false),
+        "corrupted cache ignored"
+    );
     assert_eq!(names(&again, &shell), names(&cold, &shell));
 }
 
