@@ -140,29 +140,32 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 out.clone(),
                 args.clone(),
             );
-            std::thread::spawn(move || loop {
-                let item = match rx.lock() {
-                    Ok(r) => match r.recv() {
-                        Ok(i) => i,
+            std::thread::spawn(move || {
+                let mut scanner = engine.scanner();
+                loop {
+                    let item = match rx.lock() {
+                        Ok(r) => match r.recv() {
+                            Ok(i) => i,
+                            Err(_) => break,
+                        },
                         Err(_) => break,
-                    },
-                    Err(_) => break,
-                };
-                let (path, result) = match item {
-                    Item::File(p) => {
-                        let r = engine.scan_file(&p, &limits);
-                        (p.display().to_string(), r)
-                    }
-                    Item::Stdin => (
-                        "stdin".to_string(),
-                        engine.scan_reader(std::io::stdin().lock(), &limits),
-                    ),
-                    Item::Problem(p, why) => {
-                        report_problem(&out, &totals, &p.display().to_string(), &why, true);
-                        continue;
-                    }
-                };
-                report(&out, &totals, &args, &engine, &path, result);
+                    };
+                    let (path, result) = match item {
+                        Item::File(p) => {
+                            let r = scanner.scan_file(&p, &limits);
+                            (p.display().to_string(), r)
+                        }
+                        Item::Stdin => (
+                            "stdin".to_string(),
+                            scanner.scan_reader(std::io::stdin().lock(), &limits),
+                        ),
+                        Item::Problem(p, why) => {
+                            report_problem(&out, &totals, &p.display().to_string(), &why, true);
+                            continue;
+                        }
+                    };
+                    report(&out, &totals, &args, &engine, &path, result);
+                }
             })
         })
         .collect();

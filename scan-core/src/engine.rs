@@ -16,7 +16,7 @@ use vigil_format::{PublicKey, SectionKind};
 use crate::body::{BodyMatcher, BodyMatcherBuilder, Prefilter};
 use crate::error::{EngineError, Limits, ScanError};
 use crate::hashes::{digests, HashTable, Hasher};
-use crate::yara::YaraRules;
+use crate::yara::{YaraRules, YaraScanner};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -152,7 +152,39 @@ impl Engine {
         )
     }
 
+    /// A scanner over this engine. Reuse one per thread: it keeps yara-x's scanner (a wasm
+    /// instance, expensive to create) from file to file.
+    pub fn scanner(&self) -> Scanner<'_> {
+        Scanner {
+            engine: self,
+            yara: self.yara.as_ref().map(YaraRules::scanner),
+        }
+    }
+
+    /// Scans `data` with a one-off [`Scanner`].
     pub fn scan_bytes(&self, data: &[u8], limits: &Limits) -> Result<ScanReport, ScanError> {
+        self.scanner().scan_bytes(data, limits)
+    }
+
+    /// Scans a regular file with a one-off [`Scanner`], see [`Scanner::scan_file`].
+    pub fn scan_file(&self, path: &Path, limits: &Limits) -> Result<ScanReport, ScanError> {
+        self.scanner().scan_file(path, limits)
+    }
+
+    /// Scans a stream with a one-off [`Scanner`], see [`Scanner::scan_reader`].
+    pub fn scan_reader(&self, reader: impl Read, limits: &Limits) -> Result<ScanReport, ScanError> {
+        self.scanner().scan_reader(reader, limits)
+    }
+}
+
+/// Scans files with one engine, keeping per-thread state (yara-x's scanner) between files.
+pub struct Scanner<'e> {
+    engine: &'e Engine,
+    yara: Option<YaraScanner<'e>>,
+}
+
+impl Scanner<'_> {
+    pub fn scan_bytes(&mut self, data: &[u8], limits: &Limits) -> Result<ScanReport, ScanError> {
         let size = data.len() as u64;
         if size > limits.max_filesize {
             return Err(ScanError::TooLarge {
@@ -163,9 +195,9 @@ impl Engine {
         let start = Instant::now();
         let deadline = limits.timeout.map(|t| start + t);
         let mut findings = Vec::new();
-        if self.hashes.wants(size) {
-            let d = digests(data, self.hashes.kinds());
-            for name in self.hashes.lookup(&d, size) {
+        if self.engine.hashes.wants(size) {
+            let d = digests(data, self.engine.hashes.kinds());
+            for name in self.engine.hashes.lookup(&d, size) {
                 findings.push(Finding {
                     signature: name.to_string(),
                     kind: SigKind::Hash,
@@ -175,7 +207,7 @@ impl Engine {
                 });
             }
         }
-        if let Some(body) = &self.body {
+        if let Some(body) = &self.engine.body {
             for m in body.scan(data, deadline)? {
                 findings.push(Finding {
                     signature: m.name.to_string(),
@@ -186,7 +218,7 @@ impl Engine {
                 });
             }
         }
-        if let Some(yara) = &self.yara {
+        if let Some(yara) = &mut self.yara {
             let remaining = limits.timeout.map(|t| t.saturating_sub(start.elapsed()));
             findings.extend(yara.scan(data, remaining)?);
         }
@@ -200,11 +232,11 @@ impl Engine {
             return Ok(report);
         }
         // Only files with detections pay for the allowlist check and the SHA-256.
-        let mut kinds: Vec<HashKind> = self.allow.kinds().collect();
+        let mut kinds: Vec<HashKind> = self.engine.allow.kinds().collect();
         kinds.push(HashKind::Sha256);
         let d = digests(data, kinds);
-        if self.allow.wants(size) {
-            if let Some(name) = self.allow.lookup(&d, size).into_iter().next() {
+        if self.engine.allow.wants(size) {
+            if let Some(name) = self.engine.allow.lookup(&d, size).into_iter().next() {
                 report.findings.clear();
                 report.allowlisted = Some(name.to_string());
             }
@@ -214,7 +246,7 @@ impl Engine {
     }
 
     /// Scans a regular file, memory-mapped so a 4 GiB file is never read into memory whole.
-    pub fn scan_file(&self, path: &Path, limits: &Limits) -> Result<ScanReport, ScanError> {
+    pub fn scan_file(&mut self, path: &Path, limits: &Limits) -> Result<ScanReport, ScanError> {
         let meta = std::fs::metadata(path)?;
         if !meta.is_file() {
             return Err(ScanError::NotRegular);
@@ -236,7 +268,7 @@ impl Engine {
     /// Scans a stream (stdin, an object store body) in bounded memory: small streams stay in
     /// memory, larger ones are spooled to an anonymous temporary file and mapped.
     pub fn scan_reader(
-        &self,
+        &mut self,
         mut reader: impl Read,
         limits: &Limits,
     ) -> Result<ScanReport, ScanError> {

@@ -15,7 +15,7 @@ pub mod hashes;
 pub mod shared;
 mod yara;
 
-pub use engine::{Engine, Finding, ScanReport, SigKind};
+pub use engine::{Engine, Finding, ScanReport, Scanner, SigKind};
 pub use error::{EngineError, Limits, ScanError};
 pub use shared::SharedEngine;
 

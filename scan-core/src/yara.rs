@@ -74,15 +74,33 @@ impl YaraRules {
         self.from_cache
     }
 
-    pub fn scan(&self, data: &[u8], timeout: Option<Duration>) -> Result<Vec<Finding>, ScanError> {
-        let mut scanner = yara_x::Scanner::new(&self.rules);
-        if let Some(t) = timeout {
-            if t.is_zero() {
-                return Err(ScanError::Timeout);
-            }
-            scanner.set_timeout(t);
+    pub fn scanner(&self) -> YaraScanner<'_> {
+        YaraScanner {
+            inner: yara_x::Scanner::new(&self.rules),
         }
-        let results = match scanner.scan(data) {
+    }
+}
+
+/// yara-x's scanner, kept from scan to scan: creating one instantiates the rules' wasm module.
+pub struct YaraScanner<'r> {
+    inner: yara_x::Scanner<'r>,
+}
+
+impl YaraScanner<'_> {
+    pub fn scan(
+        &mut self,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Finding>, ScanError> {
+        match timeout {
+            Some(t) if t.is_zero() => return Err(ScanError::Timeout),
+            Some(t) => self.inner.set_timeout(t),
+            // yara-x has no "no timeout"; it caps any value at its own default of years.
+            None => self
+                .inner
+                .set_timeout(Duration::from_secs(u64::from(u32::MAX))),
+        };
+        let results = match self.inner.scan(data) {
             Ok(r) => r,
             Err(yara_x::errors::ScanError::Timeout) => return Err(ScanError::Timeout),
             Err(e) => return Err(ScanError::Yara(e.to_string())),

@@ -149,6 +149,37 @@ fn pathological_body_signature_is_bounded_by_the_timeout() {
     );
 }
 
+/// One scanner reused across files (as each vigil-scan thread does) gives every file the
+/// verdict a fresh scan gives it, also after a scan that timed out or failed.
+#[test]
+fn reused_scanner_gives_fresh_verdicts() {
+    let engine = Engine::load(&starter_db(), &[key().public()]).expect("load");
+    let shell = std::fs::read(root().join("samples/webshell.php")).expect("sample");
+    let clean = std::fs::read(root().join("samples/clean.sh")).expect("sample");
+    let files: Vec<&[u8]> = vec![EICAR, &clean, &shell, &clean, EICAR, &shell];
+    let mut scanner = engine.scanner();
+    let tight = Limits {
+        max_filesize: 1 << 30,
+        timeout: Some(Duration::ZERO),
+    };
+    for f in &files {
+        assert!(matches!(
+            scanner.scan_bytes(f, &tight),
+            Err(ScanError::Timeout)
+        ));
+        let mut got: Vec<String> = scanner
+            .scan_bytes(f, &Limits::default())
+            .expect("scan")
+            .findings
+            .into_iter()
+            .map(|x| x.signature)
+            .collect();
+        got.sort();
+        assert_eq!(got, names(&engine, f));
+    }
+    assert!(!names(&engine, &shell).is_empty() && names(&engine, &clean).is_empty());
+}
+
 #[test]
 fn compiled_rules_cache_is_used_and_checked() {
     let db = starter_db();
