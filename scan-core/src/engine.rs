@@ -139,7 +139,7 @@ impl Engine {
 
     /// Whether the YARA rules were loaded from the compiled-form cache (None: no YARA rules).
     pub fn yara_from_cache(&self) -> Option<bool> {
-        self.yara.as_ref().map(YaraRules::from_cache)
+        self.yara.as_ref().map(YaraRules::cached)
     }
 
     /// Signature counts: (YARA rules, body signatures, hash signatures, allowlist entries).

@@ -70,7 +70,7 @@ impl YaraRules {
     }
 
     /// Whether these rules came from the compiled-form cache rather than a compile.
-    pub fn from_cache(&self) -> bool {
+    pub fn cached(&self) -> bool {
         self.from_cache
     }
 
