@@ -1,8 +1,10 @@
 //! vigil-build: lint rule sources, build signed databases, verify and inspect them, make keys
-//! and deltas. A thin layer over the vigil-compiler and vigil-format libraries.
+//! and deltas, and publish them to a TUF repository. A thin layer over the vigil-compiler and vigil-format libraries.
 //!
 //! Exit codes: 0 success; 1 lint errors (or warnings with --deny-warnings); 2 usage, I/O or
-//! bad-input errors (a database or delta that fails verification, a missing key, ...).
+//! bad-input errors (a database or delta that fails verification, a missing key, ...);
+//! 3 publish refused, the version is not newer than the published one; 4 publish lost a race
+//! to another publisher (nothing of this run is live; rerun).
 
 mod cli;
 

@@ -54,6 +54,11 @@ impl SecretKey {
         format!("{SECRET_TAG} {}\n", hex::encode(self.0.to_bytes()))
     }
 
+    /// The 32-byte seed, for wrapping the same key in another encoding (TUF's PKCS#8).
+    pub fn seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
     pub fn public(&self) -> PublicKey {
         PublicKey(self.0.verifying_key())
     }

@@ -1,3 +1,56 @@
-//! vigil-tests: end-to-end tests across the vigil crates and, as the pipeline grows, across
-//! real processes (build, publish, serve, update, scan). The tests live in `tests/`; this
-//! library is empty on purpose.
+//! vigil-tests: end-to-end tests across the vigil crates and across real processes (build,
+//! publish, serve, update, scan). The tests live in `tests/`; this library holds the real
+//! servers they start: an S3-compatible store (s3s-fs with SigV4 credentials) on 127.0.0.1.
+
+pub mod s3;
+
+use std::path::PathBuf;
+
+/// A workspace binary (`vigil-build`, `vigil-server`, …) next to the running test. `cargo test
+/// --workspace` builds every member's binaries before running tests; run that (not `-p
+/// vigil-tests` alone) so they are current.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace`) first",
+        path.display()
+    );
+    path
+}
+
+/// A free port on 127.0.0.1 for a child process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until something accepts connections on `addr`, or panics after `secs`.
+pub fn wait_for_port(addr: &str, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {addr}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Kills a child process when dropped, so a failing test leaves no server behind.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

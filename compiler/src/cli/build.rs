@@ -18,13 +18,7 @@ pub struct Request {
 
 pub fn run(req: &Request) -> anyhow::Result<u8> {
     let key = load_secret(&req.key)?;
-    let build_time = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v
-            .trim()
-            .parse::<u64>()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?,
-        Err(_) => 0,
-    };
+    let build_time = source_date_epoch()?;
     let files = sources::collect(std::slice::from_ref(&req.rules))?;
     let opts = BuildOptions {
         db_version: req.version,
@@ -54,4 +48,15 @@ pub fn run(req: &Request) -> anyhow::Result<u8> {
         }
         Err(e) => Err(e).with_context(|| format!("building {}", req.rules.display())),
     }
+}
+
+/// Builds record SOURCE_DATE_EPOCH, not the wall clock, so they reproduce.
+pub fn source_date_epoch() -> anyhow::Result<u64> {
+    Ok(match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?,
+        Err(_) => 0,
+    })
 }

@@ -6,6 +6,7 @@ mod files;
 mod inspect;
 mod keygen;
 mod lint;
+mod repo;
 
 use std::path::PathBuf;
 
@@ -89,6 +90,12 @@ enum Cmd {
         #[arg(short = 'o', long)]
         output: PathBuf,
     },
+    /// Build (or take) a database and publish it with deltas to a TUF repository (directory or
+    /// S3). Exit 3: version not newer than the published one; 4: another publisher won.
+    Publish(Box<repo::PublishArgs>),
+    /// Create a TUF repository, rotate its root, renew its signatures.
+    #[command(subcommand)]
+    Repo(repo::RepoCmd),
     /// Apply a delta to OLD; OUT is written only if it is exactly the database the delta names.
     Apply {
         old: PathBuf,
@@ -131,5 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         } => keygen::run(&out_dir, &name, force),
         Cmd::Delta { old, new, output } => delta::make(&old, &new, &output),
         Cmd::Apply { old, delta, output } => delta::apply(&old, &delta, &output),
+        Cmd::Publish(args) => repo::publish(*args),
+        Cmd::Repo(cmd) => repo::repo(cmd),
     }
 }

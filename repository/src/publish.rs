@@ -1,0 +1,744 @@
+//! Creating a repository, publishing a database into it, renewing and rotating its metadata.
+//!
+//! A publish writes in the only order that never shows a reader metadata naming a missing
+//! blob: new blobs, then `N.targets.json`, `N.snapshot.json`, and `timestamp.json` last. The
+//! timestamp is the commit point. Concurrent publishers are told apart by conditional writes:
+//! versioned files are create-only, so the first to write `N.targets.json` owns version N, and
+//! `timestamp.json` is replaced only if its ETag is still the one this publisher built on. A
+//! directory adds a lock file, since its compare-and-swap is not atomic on its own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU64;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tough::editor::RepositoryEditor;
+use tough::schema::{Hashes, Target};
+use tough::TargetName;
+use tracing::{info, warn};
+use vigil_format::container::Parsed;
+use vigil_format::delta::Delta;
+
+use crate::error::RepoError;
+use crate::keys::{write_new_key, Role, RoleKey};
+use crate::layout::{self, TargetInfo};
+use crate::storage::{PutCondition, PutOutcome, Storage};
+use crate::tuf::{self, Expiry, StorageTransport};
+
+/// The trusted root a publisher starts from, kept next to the keys.
+pub const ROOT_FILE: &str = "root.json";
+
+#[derive(Clone, Debug)]
+pub struct PublishOptions {
+    /// Previous versions kept in full, each with a delta to the new one.
+    pub keep: usize,
+    pub expiry: Expiry,
+    /// Unreferenced blobs younger than this are left alone: they may belong to a publish that
+    /// is still uploading.
+    pub gc_grace: Duration,
+    pub progress: bool,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        Self {
+            keep: 5,
+            expiry: Expiry::default(),
+            gc_grace: Duration::from_secs(3600),
+            progress: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitReport {
+    pub generated: Vec<Role>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Published {
+    /// `None` for a refresh that re-signs without adding a database.
+    pub db_version: Option<u64>,
+    pub metadata_version: u64,
+    /// Target name and size of everything new.
+    pub uploaded: Vec<(String, u64)>,
+    pub deleted: Vec<String>,
+}
+
+/// Creates the keys that are missing in `keys_dir`, a version-1 root listing them, and writes
+/// that root to `keys_dir/root.json` and to the repository.
+pub async fn init(
+    storage: &dyn Storage,
+    keys_dir: &Path,
+    expiry: &Expiry,
+) -> Result<InitReport, RepoError> {
+    if storage.head(&layout::root_key(1)).await?.is_some() {
+        return Err(RepoError::AlreadyInitialized(storage.location()));
+    }
+    let mut keys = Vec::new();
+    let mut generated = Vec::new();
+    for role in Role::ALL {
+        let key = match RoleKey::load(role, keys_dir)? {
+            Some(k) => k,
+            None => {
+                let k = RoleKey::generate(role)?;
+                write_new_key(keys_dir, &role.file_name(), k.secret())?;
+                generated.push(role);
+                k
+            }
+        };
+        keys.push(key);
+    }
+    let refs: Vec<&RoleKey> = keys.iter().collect();
+    let root = tuf::create_root(&refs, expiry).await?;
+    if storage
+        .put(
+            &layout::root_key(1),
+            Bytes::from(root.clone()),
+            PutCondition::IfAbsent,
+        )
+        .await?
+        == PutOutcome::PreconditionFailed
+    {
+        return Err(RepoError::AlreadyInitialized(storage.location()));
+    }
+    write_file(&keys_dir.join(ROOT_FILE), &root)?;
+    Ok(InitReport { generated })
+}
+
+/// Makes the next root: new keys for `rotate` (the old key files are kept as
+/// `<role>.key.v<N>`), signed by the new root key and the old one. It is written to
+/// `keys_dir/root.json` only; the next publish or refresh uploads it, so this can run on an
+/// offline machine that holds the root key. Returns the new root's version.
+pub async fn rotate_root(
+    keys_dir: &Path,
+    rotate: &[Role],
+    expiry: &Expiry,
+) -> Result<u64, RepoError> {
+    let root_path = keys_dir.join(ROOT_FILE);
+    let old_bytes =
+        std::fs::read(&root_path).map_err(|e| RepoError::io("reading", &root_path, e))?;
+    let old_version = tuf::parse_root(&old_bytes)?.signed.version.get();
+    let old_root_key = RoleKey::load_required(Role::Root, keys_dir)?;
+    let mut new_keys = Vec::new();
+    for &role in rotate {
+        new_keys.push(RoleKey::generate(role)?);
+    }
+    let refs: Vec<&RoleKey> = new_keys.iter().collect();
+    let new_bytes = tuf::rotate_root(&old_bytes, &old_root_key, &refs, expiry).await?;
+    // Only now touch the key files: a failure above leaves everything as it was.
+    for key in &new_keys {
+        let cur = keys_dir.join(key.role.file_name());
+        let kept = keys_dir.join(format!("{}.v{old_version}", key.role.file_name()));
+        if cur.exists() {
+            std::fs::rename(&cur, &kept).map_err(|e| RepoError::io("renaming", &cur, e))?;
+        }
+        write_new_key(keys_dir, &key.role.file_name(), key.secret())?;
+    }
+    write_file(
+        &keys_dir.join(format!("{old_version}.root.json")),
+        &old_bytes,
+    )?;
+    write_file(&root_path, &new_bytes)?;
+    Ok(old_version + 1)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| RepoError::io("creating a temporary file in", dir, e))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| RepoError::io("writing", path, e))?;
+    tmp.persist(path)
+        .map_err(|e| RepoError::io("renaming into", path, e.error))?;
+    Ok(())
+}
+
+/// The online keys: what CI holds.
+pub struct OnlineKeys {
+    pub targets: RoleKey,
+    pub snapshot: RoleKey,
+    pub timestamp: RoleKey,
+}
+
+impl OnlineKeys {
+    pub fn load(keys_dir: &Path) -> Result<Self, RepoError> {
+        Ok(Self {
+            targets: RoleKey::load_required(Role::Targets, keys_dir)?,
+            snapshot: RoleKey::load_required(Role::Snapshot, keys_dir)?,
+            timestamp: RoleKey::load_required(Role::Timestamp, keys_dir)?,
+        })
+    }
+
+    fn boxed(&self) -> Vec<Box<dyn tough::key_source::KeySource>> {
+        [&self.targets, &self.snapshot, &self.timestamp]
+            .into_iter()
+            .map(|k| {
+                RoleKey::new(
+                    k.role,
+                    vigil_format::SecretKey::from_seed(k.secret().seed()),
+                )
+                .boxed()
+            })
+            .collect()
+    }
+}
+
+/// What is live, as verified from the trusted root.
+struct Current {
+    repo: Option<tough::Repository>,
+    /// The ETag of the timestamp.json that `repo` was loaded from.
+    timestamp_etag: Option<String>,
+    /// Raw bytes of the newest root, which the editor signs under.
+    root: Vec<u8>,
+    /// A root that is trusted but not yet in the repository (after an offline rotation).
+    root_to_upload: Option<(u64, Vec<u8>)>,
+}
+
+impl Current {
+    fn metadata_version(&self) -> u64 {
+        self.repo.as_ref().map_or(0, |r| {
+            r.targets()
+                .signed
+                .version
+                .get()
+                .max(r.snapshot().signed.version.get())
+                .max(r.timestamp().signed.version.get())
+        })
+    }
+
+    fn targets(&self) -> Vec<(TargetName, Target)> {
+        let mut v: Vec<_> = self
+            .repo
+            .iter()
+            .flat_map(|r| r.targets().signed.targets.iter())
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.raw().cmp(b.0.raw()));
+        v
+    }
+}
+
+async fn latest_root_in_storage(storage: &dyn Storage) -> Result<Option<u64>, StorageError2> {
+    let mut latest = None;
+    let mut v = 1;
+    while storage.head(&layout::root_key(v)).await?.is_some() {
+        latest = Some(v);
+        v += 1;
+    }
+    Ok(latest)
+}
+type StorageError2 = crate::storage::StorageError;
+
+async fn load_current(
+    storage: &Arc<dyn Storage>,
+    trusted_root: &[u8],
+) -> Result<Current, RepoError> {
+    let trusted = tuf::parse_root(trusted_root)?;
+    let trusted_version = trusted.signed.version.get();
+    let Some(stored_latest) = latest_root_in_storage(storage.as_ref()).await? else {
+        return Err(RepoError::NotInitialized(storage.location()));
+    };
+    // After an offline rotation the trusted root is one ahead of the repository: check that the
+    // repository's newest root endorses it, then verify what is live under the older one.
+    let (load_root, root_to_upload) = if trusted_version == stored_latest + 1 {
+        let (prev, _) = storage
+            .get(&layout::root_key(stored_latest))
+            .await?
+            .ok_or_else(|| RepoError::NotInitialized(storage.location()))?;
+        let prev_root = tuf::parse_root(&prev)?;
+        prev_root
+            .signed
+            .verify_role(&trusted)
+            .map_err(|e| RepoError::tuf("the new root is not signed by the current root key", e))?;
+        (
+            prev.to_vec(),
+            Some((trusted_version, trusted_root.to_vec())),
+        )
+    } else if trusted_version > stored_latest {
+        return Err(RepoError::Corrupt {
+            key: layout::root_key(stored_latest + 1),
+            why: format!(
+                "the trusted root is version {trusted_version} but the repository's newest is {stored_latest}; upload the roots in between"
+            ),
+        });
+    } else {
+        (trusted_root.to_vec(), None)
+    };
+
+    let Some((ts_bytes, ts_meta)) = storage.get(layout::TIMESTAMP).await? else {
+        // Initialised, never published: the root is the only metadata.
+        let root = match &root_to_upload {
+            Some((_, b)) => b.clone(),
+            None => storage
+                .get(&layout::root_key(stored_latest))
+                .await?
+                .map(|(b, _)| b.to_vec())
+                .unwrap_or_default(),
+        };
+        // Refuse a fresh repository whose stored root chain we cannot check against ours.
+        if root_to_upload.is_none() && stored_latest != trusted_version {
+            let stored = tuf::parse_root(&root)?;
+            let mut chain_ok = stored.signed.version.get() == trusted_version;
+            if !chain_ok {
+                chain_ok = trusted.signed.verify_role(&stored).is_ok();
+            }
+            if !chain_ok {
+                return Err(RepoError::Corrupt {
+                    key: layout::root_key(stored_latest),
+                    why: "not endorsed by the trusted root".into(),
+                });
+            }
+        }
+        return Ok(Current {
+            repo: None,
+            timestamp_etag: None,
+            root,
+            root_to_upload,
+        });
+    };
+    let transport = StorageTransport::new(storage.clone()).pin(layout::TIMESTAMP, ts_bytes);
+    // Expired metadata is fine here: this publish is about to renew it.
+    let repo = tuf::load(transport, &load_root, true).await?;
+    let root = match &root_to_upload {
+        Some((_, b)) => b.clone(),
+        None => {
+            let v = repo.root().signed.version.get();
+            let (b, _) =
+                storage
+                    .get(&layout::root_key(v))
+                    .await?
+                    .ok_or_else(|| RepoError::Corrupt {
+                        key: layout::root_key(v),
+                        why: "vanished while loading".into(),
+                    })?;
+            b.to_vec()
+        }
+    };
+    Ok(Current {
+        repo: Some(repo),
+        timestamp_etag: Some(ts_meta.etag),
+        root,
+        root_to_upload,
+    })
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn target_of(bytes: &[u8], info: &TargetInfo) -> Target {
+    Target {
+        length: bytes.len() as u64,
+        hashes: Hashes {
+            sha256: Sha256::digest(bytes).to_vec().into(),
+            _extra: Default::default(),
+        },
+        custom: info.to_custom(),
+        _extra: Default::default(),
+    }
+}
+
+fn key_of(name: &TargetName, t: &Target) -> String {
+    layout::target_key(&hex::encode(&t.hashes.sha256), name.resolved())
+}
+
+fn tname(s: &str) -> Result<TargetName, RepoError> {
+    TargetName::new(s).map_err(|e| RepoError::tuf(format!("target name {s}"), e))
+}
+
+/// Fetches a target's blob and checks it against the metadata.
+async fn fetch_target(
+    storage: &dyn Storage,
+    name: &TargetName,
+    t: &Target,
+) -> Result<Bytes, RepoError> {
+    let key = key_of(name, t);
+    let (bytes, _) = storage.get(&key).await?.ok_or_else(|| RepoError::Corrupt {
+        key: key.clone(),
+        why: "listed in targets.json but missing".into(),
+    })?;
+    if bytes.len() as u64 != t.length
+        || Sha256::digest(&bytes).as_slice() != t.hashes.sha256.as_ref()
+    {
+        return Err(RepoError::Corrupt {
+            key,
+            why: "length or SHA-256 differs".into(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Publishes `db` (a signed vigil database), or with `None` only renews the metadata
+/// signatures and expiry dates.
+pub async fn publish(
+    storage: Arc<dyn Storage>,
+    trusted_root: &[u8],
+    keys: &OnlineKeys,
+    db: Option<Vec<u8>>,
+    opts: &PublishOptions,
+) -> Result<Published, RepoError> {
+    let _guard = storage.publish_guard().await?;
+    let current = load_current(&storage, trusted_root).await?;
+    let existing = current.targets();
+
+    // Our targets, by database version.
+    let mut fulls: BTreeMap<u64, (TargetName, Target)> = BTreeMap::new();
+    let mut deltas: Vec<(TargetName, Target, TargetInfo)> = Vec::new();
+    let mut foreign: Vec<(TargetName, Target)> = Vec::new();
+    for (n, t) in &existing {
+        match TargetInfo::from_custom(&t.custom) {
+            Some(TargetInfo::Full { db_version, .. }) => {
+                fulls.insert(db_version, (n.clone(), t.clone()));
+            }
+            Some(info @ TargetInfo::Delta { .. }) => deltas.push((n.clone(), t.clone(), info)),
+            None => foreign.push((n.clone(), t.clone())),
+        }
+    }
+    let current_version = fulls.keys().next_back().copied().unwrap_or(0);
+
+    let mut new_blobs: Vec<(TargetName, Target, Bytes)> = Vec::new();
+    let mut next: Vec<(TargetName, Target)> = foreign;
+    let db_version = match db {
+        None => {
+            for (n, t) in fulls.values() {
+                next.push((n.clone(), t.clone()));
+            }
+            for (n, t, _) in &deltas {
+                next.push((n.clone(), t.clone()));
+            }
+            None
+        }
+        Some(db) => {
+            let header = Parsed::parse(&db)?.header;
+            let version = header.db_version;
+            if version <= current_version {
+                return Err(RepoError::VersionNotNewer {
+                    version,
+                    current: current_version,
+                });
+            }
+            let min_engine = header.min_engine_version;
+            let new_sha = sha256_hex(&db);
+            let full = TargetInfo::Full {
+                db_version: version,
+                min_engine_version: min_engine,
+            };
+            let name = tname(&layout::full_name(version))?;
+            new_blobs.push((name, target_of(&db, &full), Bytes::from(db.clone())));
+
+            let retained: Vec<u64> = fulls.keys().rev().take(opts.keep).copied().collect();
+            for &old_version in &retained {
+                let (old_name, old_t) = &fulls[&old_version];
+                let old = fetch_target(storage.as_ref(), old_name, old_t).await?;
+                let d = Delta::create(&old, &db)?;
+                // A delta as large as the database saves nothing.
+                if d.len() >= db.len() {
+                    continue;
+                }
+                let info = TargetInfo::Delta {
+                    db_version: version,
+                    min_engine_version: min_engine,
+                    base_version: old_version,
+                    base_sha256: hex::encode(&old_t.hashes.sha256),
+                    result_sha256: new_sha.clone(),
+                };
+                let name = tname(&layout::delta_name(old_version, version))?;
+                let t = target_of(&d, &info);
+                new_blobs.push((name, t, Bytes::from(d)));
+                next.push((old_name.clone(), old_t.clone()));
+            }
+            // Older deltas stay while both their ends are retained: clients whose engine is too
+            // old for the newest database still update by delta among the versions it can load.
+            for (n, t, info) in &deltas {
+                if let TargetInfo::Delta {
+                    db_version,
+                    base_version,
+                    ..
+                } = info
+                {
+                    if retained.contains(db_version) && retained.contains(base_version) {
+                        next.push((n.clone(), t.clone()));
+                    }
+                }
+            }
+            Some(version)
+        }
+    };
+    for (n, t, _) in &new_blobs {
+        next.push((n.clone(), t.clone()));
+    }
+
+    // Sign the new metadata under the newest root.
+    let m = current.metadata_version() + 1;
+    let mv = NonZeroU64::new(m).unwrap_or(NonZeroU64::MIN);
+    let work = tempfile::tempdir().map_err(|e| RepoError::io("creating", Path::new("temp"), e))?;
+    let root_path = work.path().join("root.json");
+    write_file(&root_path, &current.root)?;
+    let mut editor = RepositoryEditor::new(&root_path)
+        .await
+        .map_err(|e| RepoError::tuf("reading the root", e))?;
+    for (n, t) in &next {
+        editor
+            .add_target(n.clone(), t.clone())
+            .map_err(|e| RepoError::tuf(format!("adding target {}", n.raw()), e))?;
+    }
+    editor
+        .targets_version(mv)
+        .map_err(|e| RepoError::tuf("targets version", e))?
+        .targets_expires(tuf::expires_in(opts.expiry.targets))
+        .map_err(|e| RepoError::tuf("targets expiry", e))?;
+    editor
+        .snapshot_version(mv)
+        .snapshot_expires(tuf::expires_in(opts.expiry.snapshot))
+        .timestamp_version(mv)
+        .timestamp_expires(tuf::expires_in(opts.expiry.timestamp));
+    let signed = editor
+        .sign(&keys.boxed())
+        .await
+        .map_err(|e| RepoError::tuf("signing targets, snapshot and timestamp", e))?;
+    let out = work.path().join("out");
+    signed
+        .write(&out)
+        .await
+        .map_err(|e| RepoError::tuf("writing metadata", e))?;
+    let read = |name: String| -> Result<Bytes, RepoError> {
+        let p = out.join(&name);
+        std::fs::read(&p)
+            .map(Bytes::from)
+            .map_err(|e| RepoError::io("reading", &p, e))
+    };
+    let targets_json = read(format!("{m}.targets.json"))?;
+    let snapshot_json = read(format!("{m}.snapshot.json"))?;
+    let timestamp_json = read("timestamp.json".into())?;
+
+    // Upload: blobs, targets, snapshot, (a new root), timestamp.
+    let total: u64 = new_blobs.iter().map(|(_, _, b)| b.len() as u64).sum();
+    let bar = progress_bar(opts.progress, total);
+    let mut created: Vec<String> = Vec::new();
+    let mut uploaded = Vec::new();
+    for (n, t, bytes) in &new_blobs {
+        let key = key_of(n, t);
+        bar.set_message(n.raw().to_owned());
+        match storage
+            .put(&key, bytes.clone(), PutCondition::IfAbsent)
+            .await
+        {
+            Ok(PutOutcome::Written { .. }) => created.push(key),
+            // Content-addressed: same name, same bytes, unless the store is damaged.
+            Ok(PutOutcome::PreconditionFailed) => match storage.head(&key).await? {
+                Some(meta) if meta.len == t.length => {}
+                _ => {
+                    cleanup(&storage, &created, &[]).await;
+                    return Err(RepoError::Corrupt {
+                        key,
+                        why: "an object of another size already has this content address".into(),
+                    });
+                }
+            },
+            Err(e) => {
+                cleanup(&storage, &created, &[]).await;
+                return Err(e.into());
+            }
+        }
+        bar.inc(bytes.len() as u64);
+        uploaded.push((n.raw().to_owned(), bytes.len() as u64));
+    }
+    bar.finish_and_clear();
+
+    let mut created_meta = Vec::new();
+    for (key, bytes) in [
+        (layout::targets_key(m), targets_json),
+        (layout::snapshot_key(m), snapshot_json),
+    ] {
+        match storage.put(&key, bytes, PutCondition::IfAbsent).await {
+            Ok(PutOutcome::Written { .. }) => created_meta.push(key),
+            Ok(PutOutcome::PreconditionFailed) => {
+                cleanup(&storage, &created, &created_meta).await;
+                return Err(RepoError::Conflict {
+                    version: m,
+                    what: key,
+                });
+            }
+            Err(e) => {
+                cleanup(&storage, &created, &created_meta).await;
+                return Err(e.into());
+            }
+        }
+    }
+    if let Some((v, bytes)) = &current.root_to_upload {
+        storage
+            .put(
+                &layout::root_key(*v),
+                Bytes::from(bytes.clone()),
+                PutCondition::IfAbsent,
+            )
+            .await?;
+    }
+    let cond = match &current.timestamp_etag {
+        Some(etag) => PutCondition::IfMatch(etag.clone()),
+        None => PutCondition::IfAbsent,
+    };
+    match storage.put(layout::TIMESTAMP, timestamp_json, cond).await {
+        Ok(PutOutcome::Written { .. }) => {}
+        Ok(PutOutcome::PreconditionFailed) => {
+            cleanup(&storage, &created, &created_meta).await;
+            return Err(RepoError::Conflict {
+                version: m,
+                what: layout::TIMESTAMP.into(),
+            });
+        }
+        Err(e) => {
+            cleanup(&storage, &created, &created_meta).await;
+            return Err(e.into());
+        }
+    }
+    info!(metadata_version = m, ?db_version, "published");
+
+    // Committed. Check it reads back as a client would see it, then collect garbage.
+    let check = tuf::load(StorageTransport::new(storage.clone()), trusted_root, false).await?;
+    let found = check.timestamp().signed.version.get();
+    if found != m {
+        return Err(RepoError::NotVisible { expected: m, found });
+    }
+    let live: BTreeSet<String> = check
+        .targets()
+        .signed
+        .targets
+        .iter()
+        .map(|(n, t)| key_of(n, t))
+        .collect();
+    let deleted = collect_garbage(storage.as_ref(), &existing, &live, m, opts.gc_grace).await;
+    Ok(Published {
+        db_version,
+        metadata_version: m,
+        uploaded,
+        deleted,
+    })
+}
+
+/// Removes what a lost race left behind, but never a blob that a competing publisher's
+/// targets metadata names: content addressing means an identical database has the same blob
+/// name, and that publisher's `targets.json` is always written before its timestamp.
+async fn cleanup(storage: &Arc<dyn Storage>, blobs: &[String], meta: &[String]) {
+    let mut keep = BTreeSet::new();
+    if let Ok(objs) = storage.list(layout::METADATA_DIR).await {
+        for (key, _) in objs {
+            if !key.ends_with(".targets.json") || meta.contains(&key) {
+                continue;
+            }
+            if let Ok(Some((bytes, _))) = storage.get(&key).await {
+                keep.extend(blob_keys_named_in(&bytes));
+            }
+        }
+    }
+    for key in blobs.iter().filter(|k| !keep.contains(*k)).chain(meta) {
+        if let Err(e) = storage.delete(key).await {
+            warn!(%key, error = %e, "could not remove an unpublished upload");
+        }
+    }
+}
+
+/// Blob keys listed in a targets.json, read without verification (only to decide what to keep).
+fn blob_keys_named_in(targets_json: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(targets_json) else {
+        return Vec::new();
+    };
+    let Some(map) = v["signed"]["targets"].as_object() else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter_map(|(name, t)| {
+            let sha = t["hashes"]["sha256"].as_str()?;
+            Some(layout::target_key(sha, name))
+        })
+        .collect()
+}
+
+/// Deletes blobs that the previous metadata listed and the new one does not, orphans older
+/// than the grace period, and versioned metadata more than two versions old.
+async fn collect_garbage(
+    storage: &dyn Storage,
+    previous: &[(TargetName, Target)],
+    live: &BTreeSet<String>,
+    m: u64,
+    grace: Duration,
+) -> Vec<String> {
+    let mut doomed: BTreeSet<String> = previous
+        .iter()
+        .map(|(n, t)| key_of(n, t))
+        .filter(|k| !live.contains(k))
+        .collect();
+    let old_enough = |t: Option<SystemTime>| {
+        t.and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age >= grace)
+    };
+    match storage.list(layout::TARGETS_DIR).await {
+        Ok(objs) => {
+            for (key, meta) in objs {
+                if !live.contains(&key) && old_enough(meta.last_modified) {
+                    doomed.insert(key);
+                }
+            }
+        }
+        Err(e) => warn!(error = %e, "listing targets for garbage collection"),
+    }
+    if let Ok(objs) = storage.list(layout::METADATA_DIR).await {
+        for (key, meta) in objs {
+            let name = key.trim_start_matches("metadata/");
+            let version = name
+                .strip_suffix(".targets.json")
+                .or_else(|| name.strip_suffix(".snapshot.json"))
+                .and_then(|v| v.parse::<u64>().ok());
+            // Two older versions stay for clients that read the previous timestamp a moment ago.
+            if version.is_some_and(|v| v + 2 < m) && old_enough(meta.last_modified) {
+                doomed.insert(key);
+            }
+        }
+    }
+    let mut deleted = Vec::new();
+    for key in doomed {
+        match storage.delete(&key).await {
+            Ok(()) => deleted.push(key),
+            Err(e) => warn!(%key, error = %e, "garbage collection"),
+        }
+    }
+    deleted
+}
+
+fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
+    if !show || total == 0 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:30} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// The newest database version the repository lists (0 if none), as verified from the root.
+pub async fn current_db_version(
+    storage: Arc<dyn Storage>,
+    trusted_root: &[u8],
+) -> Result<u64, RepoError> {
+    let current = load_current(&storage, trusted_root).await?;
+    Ok(current
+        .targets()
+        .iter()
+        .filter_map(|(_, t)| match TargetInfo::from_custom(&t.custom) {
+            Some(TargetInfo::Full { db_version, .. }) => Some(db_version),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0))
+}
