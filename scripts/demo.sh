@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --locked -p vigil-compiler -p vigil-scan-core -p vigil-update-server
-server=target/release/vigil-serverbin=target/release/vigil-build
+bin=target/release/vigil-build
+server=target/release/vigil-server
 scan=target/release/vigil-scan
 work=target/demo
 rm -rf "$work"
@@ -37,7 +38,7 @@ echo "== serve it with vigil-server on 127.0.0.1"
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port=$((20000 + RANDOM % 20000))
 until port_free "$port"; do port=$((20000 + RANDOM % 20000)); done
-"$server" --repo "$work/repo" --listen "127.0.0.1:$port" 2> "$work/server.log" &
+"$server" --repo "$work/repo" --listen "127.0.0.1:$port" > "$work/server.log" 2>&1 &
 server_pid=$!
 trap 'kill "$server_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do port_free "$port" || break; sleep 0.1; done
@@ -81,6 +82,8 @@ rule Linux_Miner_Kinsing_1
 RULE
 "$bin" build --rules "$work/rules-v2" --key "$work/keys/vigil.key" --version 2 -o "$work/vigil-2.vdb"
 "$bin" publish --repo "$work/repo" --tuf-keys "$work/tuf" --db "$work/vigil-2.vdb"
+# vigil-server keeps timestamp.json in memory for up to a second (metadata_cache_ms), like a CDN.
+sleep 1.5
 "$bin" repo check --url "$url" --root "$work/tuf/root.json" --download vigil-1-2.vdelta -o "$work/client/1-to-2.vdelta"
 "$bin" apply "$work/client/vigil.vdb" "$work/client/1-to-2.vdelta" -o "$work/vigil-2.applied.vdb"
 cmp "$work/vigil-2.vdb" "$work/vigil-2.applied.vdb"
