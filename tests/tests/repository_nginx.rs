@@ -42,7 +42,7 @@ fn nginx_conf(dir: &Path, root: &Path, port: u16) -> std::path::PathBuf {
     std::fs::write(
         &conf,
         format!(
-            "{user} daemon off; worker_processes 1; error_log stderr; pid {d}/nginx.pid;\n\
+            "{user} daemon off; master_process off; worker_processes 1; error_log stderr; pid {d}/nginx.pid;\n\
              events {{ worker_connections 64; }}\n\
              http {{ access_log off; client_body_temp_path {d}/cb; proxy_temp_path {d}/px;\n\
                fastcgi_temp_path {d}/fc; uwsgi_temp_path {d}/uw; scgi_temp_path {d}/sc;\n\

@@ -1,0 +1,165 @@
+//! Settings, from a TOML file (every key optional) with command-line flags on top.
+//!
+//! ```toml
+//! repo = "/srv/vigil"            # or "s3://bucket/prefix"
+//! listen = "0.0.0.0:8080"
+//! tokens_file = "/etc/vigil/tokens"   # private feed: hashes of accepted bearer tokens
+//! log_format = "json"            # "text" (default) or "json"
+//! log_level = "info"             # RUST_LOG and --log-level take precedence
+//! access_log = true
+//! timestamp_max_age_s = 60       # Cache-Control max-age of timestamp.json
+//! metadata_cache_ms = 1000       # in-memory life of timestamp.json and "not found" answers
+//! immutable_cache_s = 3600       # in-memory life of versioned metadata and blobs
+//! metadata_cache_mb = 32
+//! blob_cache_mb = 64             # 0 disables; blobs over 1/8 of it are always streamed
+//! drain_timeout_s = 30
+//!
+//! [rate_limit]                   # per client IP (IPv6: per /64); 0 in either disables
+//! requests_per_second = 20
+//! burst = 100
+//!
+//! [s3]
+//! endpoint = "http://127.0.0.1:9000"
+//! path_style = true
+//! region = "us-east-1"
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// A directory or `s3://bucket/prefix`.
+    pub repo: Option<String>,
+    pub listen: String,
+    pub tokens_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub log_level: Option<String>,
+    pub access_log: bool,
+    pub timestamp_max_age_s: u64,
+    pub metadata_cache_ms: u64,
+    pub immutable_cache_s: u64,
+    pub metadata_cache_mb: u64,
+    pub blob_cache_mb: u64,
+    pub drain_timeout_s: u64,
+    pub rate_limit: RateLimitConfig,
+    pub s3: S3Config,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub requests_per_second: f64,
+    pub burst: u32,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub path_style: bool,
+    pub region: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            repo: None,
+            listen: "127.0.0.1:8080".into(),
+            tokens_file: None,
+            log_format: LogFormat::Text,
+            log_level: None,
+            access_log: true,
+            timestamp_max_age_s: 60,
+            metadata_cache_ms: 1000,
+            immutable_cache_s: 3600,
+            metadata_cache_mb: 32,
+            blob_cache_mb: 64,
+            drain_timeout_s: 30,
+            rate_limit: RateLimitConfig::default(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        // Generous for an updater (a few requests a minute) yet stops one client from
+        // monopolising the server; a NAT of many hosts may need more.
+        Self {
+            requests_per_second: 20.0,
+            burst: 100,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| Error::ConfigParse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_file() {
+        let c = Config::parse(
+            r#"
+            repo = "s3://b-1/p"
+            listen = "0.0.0.0:1"
+            log_format = "json"
+            blob_cache_mb = 0
+            [rate_limit]
+            requests_per_second = 0.5
+            burst = 3
+            [s3]
+            path_style = true
+            "#,
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.repo.as_deref(), Some("s3://b-1/p"));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.blob_cache_mb, 0);
+        assert_eq!(c.rate_limit.burst, 3);
+        assert!(c.s3.path_style);
+        assert_eq!(c.metadata_cache_ms, 1000, "defaults fill the rest");
+    }
+
+    #[test]
+    fn typos_are_errors() {
+        let e = Config::parse("blob_cache = 1\n", Path::new("c.toml")).unwrap_err();
+        assert!(e.to_string().contains("blob_cache"), "{e}");
+        assert!(Config::parse("[rate_limit]\nrps = 1\n", Path::new("c.toml")).is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! Prometheus metrics, served at `/metrics` in the OpenMetrics text format.
+//!
+//! - `vigil_http_requests_total{route,status}`: `route` is metadata, targets, health, metrics
+//!   or other (bad paths and unknown prefixes), so label cardinality stays fixed.
+//! - `vigil_http_response_bytes_total{route}`: body bytes of the responses (their
+//!   Content-Length; a download the client abandons still counts whole).
+//! - `vigil_http_request_duration_seconds{route}`: time to the response headers.
+//! - `vigil_backend_errors_total`: storage failures, including ones in the middle of a stream.
+//! - `vigil_cache_requests_total{cache,result}`: hits and misses of the in-memory caches.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+    result: &'static str,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    bytes: Family<RouteLabels, Counter>,
+    latency: HistogramFamily,
+    backend_errors: Counter,
+    cache: Family<CacheLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~26 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("vigil");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let bytes = Family::<RouteLabels, Counter>::default();
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let backend_errors = Counter::default();
+        let cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_response_bytes",
+            "Response body bytes by route",
+            bytes.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response headers",
+            latency.clone(),
+        );
+        registry.register(
+            "backend_errors",
+            "Failed storage operations",
+            backend_errors.clone(),
+        );
+        registry.register(
+            "cache_requests",
+            "In-memory cache lookups by cache and result",
+            cache.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            bytes,
+            latency,
+            backend_errors,
+            cache,
+        }
+    }
+
+    pub fn record(&self, route: &'static str, status: u16, bytes: u64, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+        let labels = RouteLabels { route };
+        if bytes > 0 {
+            self.bytes.get_or_create(&labels).inc_by(bytes);
+        }
+        self.latency
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn backend_error(&self) {
+        self.backend_errors.inc();
+    }
+
+    pub fn cache(&self, cache: &'static str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache
+            .get_or_create(&CacheLabels { cache, result })
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_appear() {
+        let m = Metrics::new();
+        m.record("metadata", 200, 123, Duration::from_millis(2));
+        m.record("metadata", 200, 7, Duration::from_millis(2));
+        m.backend_error();
+        let text = m.encode();
+        assert!(
+            text.contains("vigil_http_requests_total{route=\"metadata\",status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("vigil_http_response_bytes_total{route=\"metadata\"} 130"));
+        assert!(text.contains("vigil_backend_errors_total 1"));
+        assert!(text.contains("vigil_http_request_duration_seconds_count{route=\"metadata\"} 2"));
+    }
+}

@@ -1,0 +1,386 @@
+//! The request handler: route, rate limit, authenticate, then answer from the caches or
+//! storage with the right status, validators, ranges and cache headers.
+//!
+//! Order of checks: `/healthz` and `/metrics` are open to all (load balancers and scrapers
+//! must not be limited or need a token); everything else is rate limited first (so it also
+//! throttles token guessing), then must be GET or HEAD, then authenticated, and only then is
+//! the path looked at, so an unauthenticated client learns nothing about what exists.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{
+    ACCEPT_RANGES, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE,
+    CONTENT_TYPE, ETAG, LAST_MODIFIED, RANGE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use futures::TryStreamExt;
+use vigil_repository::storage::StorageError;
+
+use crate::cache::Object;
+use crate::conditional;
+use crate::range::{self, RangeReply};
+use crate::ratelimit::Decision;
+use crate::route::{self, Class, Route};
+use crate::state::{AppState, Inner};
+
+const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+const BYTES: HeaderValue = HeaderValue::from_static("bytes");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+/// Longest path written to the access log; the rest is cut.
+const LOG_PATH_MAX: usize = 200;
+
+pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    let start = Instant::now();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let (parts, _body) = req.into_parts();
+    let s = &*state.0;
+    let route = route::route(parts.uri.path());
+    let (resp, bytes) = dispatch(&state, &parts, route, peer, start).await;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    s.metrics.record(route.label(), status, bytes, elapsed);
+    if s.access_log {
+        let path = parts.uri.path();
+        let path = path.get(..LOG_PATH_MAX).unwrap_or(path);
+        tracing::info!(
+            target: "vigil_server::access",
+            client = %peer,
+            method = %parts.method,
+            path,
+            status,
+            bytes,
+            latency_ms = elapsed.as_micros() as f64 / 1000.0,
+        );
+    }
+    resp
+}
+
+async fn dispatch(
+    state: &AppState,
+    parts: &Parts,
+    route: Route<'_>,
+    peer: IpAddr,
+    now: Instant,
+) -> (Response, u64) {
+    let s = &*state.0;
+    let readable = parts.method == Method::GET || parts.method == Method::HEAD;
+    match route {
+        Route::Health if readable => return health(s).await,
+        Route::Metrics if readable => {
+            let mut resp = Response::new(Body::from(s.metrics.encode()));
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            return (resp, 0);
+        }
+        Route::Health | Route::Metrics => return method_not_allowed(),
+        _ => {}
+    }
+    if let Some(limiter) = &s.limiter {
+        if let Decision::Deny { retry_after_secs } = limiter.check(peer, now) {
+            let (mut resp, n) = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            return (resp, n);
+        }
+    }
+    if !readable {
+        return method_not_allowed();
+    }
+    if let Some(tokens) = &s.tokens {
+        if !tokens.allows(parts.headers.get(AUTHORIZATION)) {
+            let (mut resp, n) = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            resp.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"vigil\""),
+            );
+            return (resp, n);
+        }
+    }
+    match route {
+        Route::Object(key) => match object(state, parts, key).await {
+            Ok(r) => r,
+            Err(StorageError::BadKey { .. }) => plain(StatusCode::BAD_REQUEST, "bad path\n"),
+            Err(StorageError::BadRange { len, .. }) => unsatisfiable(len),
+            Err(e) => {
+                s.metrics.backend_error();
+                tracing::warn!(key, error = %e, "storage error");
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+            }
+        },
+        Route::BadPath => plain(StatusCode::BAD_REQUEST, "bad path\n"),
+        Route::NotFound | Route::Health | Route::Metrics => not_found(),
+    }
+}
+
+/// 200 when storage answers a HEAD of `metadata/timestamp.json` within 5 s: the repository is
+/// reachable and has been published. 503 otherwise (including an empty, never-published
+/// repository), so a load balancer sends clients elsewhere. Not cached: it is the one probe
+/// that must reach the backend.
+async fn health(s: &Inner) -> (Response, u64) {
+    let probe = s.storage.head("metadata/timestamp.json");
+    match tokio::time::timeout(Duration::from_secs(5), probe).await {
+        Ok(Ok(Some(_))) => plain(StatusCode::OK, "ok\n"),
+        Ok(Ok(None)) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metadata/timestamp.json is missing\n",
+        ),
+        Ok(Err(e)) => {
+            s.metrics.backend_error();
+            tracing::warn!(error = %e, "health check: storage error");
+            plain(StatusCode::SERVICE_UNAVAILABLE, "storage error\n")
+        }
+        Err(_) => {
+            s.metrics.backend_error();
+            plain(StatusCode::SERVICE_UNAVAILABLE, "storage timed out\n")
+        }
+    }
+}
+
+/// What a request gets, decided from the object's validators and length alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Plan {
+    NotModified,
+    /// HEAD: the headers of a 200 (a Range on HEAD is ignored, as RFC 9110 allows).
+    Head,
+    Full,
+    Partial(u64, u64),
+    Unsatisfiable,
+}
+
+fn plan(parts: &Parts, obj: &Object) -> Plan {
+    if conditional::not_modified(&parts.headers, obj.etag.as_ref(), obj.last_modified) {
+        return Plan::NotModified;
+    }
+    if parts.method == Method::HEAD {
+        return Plan::Head;
+    }
+    let Some(range) = parts.headers.get(RANGE) else {
+        return Plan::Full;
+    };
+    if !conditional::range_allowed(
+        &parts.headers,
+        obj.etag.as_ref(),
+        obj.last_modified_header.as_ref(),
+    ) {
+        return Plan::Full;
+    }
+    match range::resolve(range.as_bytes(), obj.len) {
+        RangeReply::Full => Plan::Full,
+        RangeReply::Partial { start, end } => Plan::Partial(start, end),
+        RangeReply::Unsatisfiable => Plan::Unsatisfiable,
+    }
+}
+
+async fn object(
+    state: &AppState,
+    parts: &Parts,
+    key: &str,
+) -> Result<(Response, u64), StorageError> {
+    let s = &*state.0;
+    let class = route::class_of(key);
+    let now = Instant::now();
+    let ttl = match class {
+        Class::Immutable => s.immutable_ttl,
+        Class::Mutable => s.mutable_ttl,
+    };
+
+    // Memory first: a whole object, a "not found", or (targets only) the head of a large one.
+    let cached = s.meta_cache.get(key, now);
+    s.metrics.cache("metadata", cached.is_some());
+    let head = match cached {
+        Some(None) => return Ok(not_found()),
+        Some(Some(obj)) if obj.body.is_some() => {
+            let p = plan(parts, &obj);
+            return Ok(respond(s, key, class, &obj, p, None));
+        }
+        Some(Some(obj)) => Some(obj),
+        None => None,
+    };
+
+    if key.starts_with("metadata/") {
+        // TUF metadata is small and read whole (one storage request, also for a 304), then
+        // kept for its TTL. "Not found" is remembered only briefly: the object may be
+        // published a moment later.
+        let Some((bytes, meta)) = s.storage.get(key).await? else {
+            s.meta_cache.insert(key, None, now + s.mutable_ttl);
+            return Ok(not_found());
+        };
+        let obj = Arc::new(Object::new(&meta, Some(bytes)));
+        if obj.len <= s.max_meta_body {
+            s.meta_cache.insert(key, Some(obj.clone()), now + ttl);
+        }
+        let p = plan(parts, &obj);
+        return Ok(respond(s, key, class, &obj, p, None));
+    }
+
+    // Targets: whole in the blob cache, or streamed.
+    if s.blob_cache.capacity() > 0 {
+        let blob = s.blob_cache.get(key, now);
+        s.metrics.cache("blob", blob.is_some());
+        if let Some(Some(obj)) = blob {
+            let p = plan(parts, &obj);
+            return Ok(respond(s, key, class, &obj, p, None));
+        }
+    }
+    let head = match head {
+        Some(h) => h,
+        None => match s.storage.head(key).await? {
+            None => {
+                s.meta_cache.insert(key, None, now + s.mutable_ttl);
+                return Ok(not_found());
+            }
+            Some(meta) => {
+                let obj = Arc::new(Object::new(&meta, None));
+                s.meta_cache.insert(key, Some(obj.clone()), now + ttl);
+                obj
+            }
+        },
+    };
+    // 304s, HEADs and 416s need no bytes.
+    let p = plan(parts, &head);
+    if !matches!(p, Plan::Full | Plan::Partial(..)) {
+        return Ok(respond(s, key, class, &head, p, None));
+    }
+    if head.len <= s.max_blob_body {
+        let Some((bytes, meta)) = s.storage.get(key).await? else {
+            return Ok(not_found());
+        };
+        let obj = Arc::new(Object::new(&meta, Some(bytes)));
+        s.blob_cache.insert(key, Some(obj.clone()), now + ttl);
+        // Re-planned: the object may have changed since the HEAD.
+        let p = plan(parts, &obj);
+        return Ok(respond(s, key, class, &obj, p, None));
+    }
+    let range = match p {
+        Plan::Partial(a, b) => Some((a, b)),
+        _ => None,
+    };
+    let Some(stream) = s.storage.get_stream(key, range).await? else {
+        return Ok(not_found());
+    };
+    let obj = Object::new(&stream.meta, None);
+    let errors = state.clone();
+    let key_owned = key.to_owned();
+    let body = Body::from_stream(stream.body.inspect_err(move |e| {
+        // The client sees a cut connection; the log and the metric say why.
+        errors.0.metrics.backend_error();
+        tracing::warn!(key = key_owned, error = %e, "storage error while streaming");
+    }));
+    Ok(respond(s, key, class, &obj, p, Some(body)))
+}
+
+/// Builds the response for `plan`. The body comes from `obj.body` (sliced for a range) or from
+/// `stream`, which already holds exactly the planned bytes.
+fn respond(
+    s: &Inner,
+    key: &str,
+    class: Class,
+    obj: &Object,
+    plan: Plan,
+    stream: Option<Body>,
+) -> (Response, u64) {
+    let (status, body, len) = match plan {
+        Plan::NotModified => (StatusCode::NOT_MODIFIED, Body::empty(), None),
+        Plan::Head => (StatusCode::OK, Body::empty(), Some(obj.len)),
+        Plan::Unsatisfiable => return unsatisfiable(obj.len),
+        Plan::Full => {
+            let body = match (stream, &obj.body) {
+                (Some(b), _) => b,
+                (None, Some(bytes)) => Body::from(bytes.clone()),
+                (None, None) => Body::empty(), // not reached: callers fetch the bytes first
+            };
+            (StatusCode::OK, body, Some(obj.len))
+        }
+        Plan::Partial(start, end) => {
+            let body = match (stream, &obj.body) {
+                (Some(b), _) => b,
+                (None, Some(bytes)) => {
+                    let slice = usize::try_from(start)
+                        .ok()
+                        .zip(usize::try_from(end).ok())
+                        .and_then(|(a, b)| bytes.get(a..=b).map(|_| bytes.slice(a..=b)));
+                    match slice {
+                        Some(b) => Body::from(b),
+                        None => return unsatisfiable(obj.len),
+                    }
+                }
+                (None, None) => Body::empty(),
+            };
+            (StatusCode::PARTIAL_CONTENT, body, Some(end - start + 1))
+        }
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    if let Some(etag) = &obj.etag {
+        h.insert(ETAG, etag.clone());
+    }
+    if let Some(lm) = &obj.last_modified_header {
+        h.insert(LAST_MODIFIED, lm.clone());
+    }
+    h.insert(
+        CACHE_CONTROL,
+        match class {
+            Class::Immutable => IMMUTABLE,
+            Class::Mutable => s.mutable_cache_control.clone(),
+        },
+    );
+    let mut sent = 0;
+    if let Some(len) = len {
+        h.insert(ACCEPT_RANGES, BYTES);
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(route::content_type(key)),
+        );
+        h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        if let Plan::Partial(start, end) = plan {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", obj.len)) {
+                h.insert(CONTENT_RANGE, v);
+            }
+        }
+        if plan != Plan::Head {
+            sent = len;
+        }
+    }
+    (resp, sent)
+}
+
+fn plain(status: StatusCode, text: &'static str) -> (Response, u64) {
+    let mut resp = Response::new(Body::from(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, TEXT);
+    (resp, text.len() as u64)
+}
+
+fn not_found() -> (Response, u64) {
+    plain(StatusCode::NOT_FOUND, "not found\n")
+}
+
+fn method_not_allowed() -> (Response, u64) {
+    let (mut resp, n) = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    (resp, n)
+}
+
+fn unsatisfiable(len: u64) -> (Response, u64) {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+        resp.headers_mut().insert(CONTENT_RANGE, v);
+    }
+    (resp, 0)
+}

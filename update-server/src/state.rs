@@ -1,0 +1,97 @@
+//! Everything a request needs, built once at startup and shared.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use vigil_repository::storage::{self, S3Location, S3Options, Storage};
+
+use crate::auth::TokenSet;
+use crate::cache::ObjectCache;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::{Config, Error};
+
+/// Cheap to clone: one `Arc`.
+#[derive(Clone, Debug)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub storage: Arc<dyn Storage>,
+    /// Metadata objects (whole), heads of targets, and "not found" answers.
+    pub meta_cache: ObjectCache,
+    /// Whole content-addressed targets.
+    pub blob_cache: ObjectCache,
+    pub max_meta_body: u64,
+    pub max_blob_body: u64,
+    pub mutable_ttl: Duration,
+    pub immutable_ttl: Duration,
+    pub mutable_cache_control: HeaderValue,
+    pub tokens: Option<TokenSet>,
+    pub limiter: Option<RateLimiter>,
+    pub metrics: Metrics,
+    pub access_log: bool,
+    pub drain_timeout: Duration,
+}
+
+const MB: u64 = 1 << 20;
+
+impl AppState {
+    /// Reads the tokens file, if any; touches nothing in `storage`.
+    pub fn new(storage: Arc<dyn Storage>, config: &Config) -> Result<Self, Error> {
+        let tokens = match &config.tokens_file {
+            Some(path) => Some(TokenSet::load(path)?),
+            None => None,
+        };
+        let meta_bytes = config.metadata_cache_mb.saturating_mul(MB);
+        let blob_bytes = config.blob_cache_mb.saturating_mul(MB);
+        let mutable_cache_control =
+            HeaderValue::from_str(&format!("public, max-age={}", config.timestamp_max_age_s))
+                .unwrap_or(HeaderValue::from_static("public, max-age=60"));
+        Ok(Self(Arc::new(Inner {
+            storage,
+            meta_cache: ObjectCache::new(usize::try_from(meta_bytes).unwrap_or(usize::MAX)),
+            blob_cache: ObjectCache::new(usize::try_from(blob_bytes).unwrap_or(usize::MAX)),
+            // Bounded so one large object cannot flush everything else.
+            max_meta_body: meta_bytes / 4,
+            max_blob_body: blob_bytes / 8,
+            mutable_ttl: Duration::from_millis(config.metadata_cache_ms),
+            immutable_ttl: Duration::from_secs(config.immutable_cache_s),
+            mutable_cache_control,
+            tokens,
+            limiter: RateLimiter::new(
+                config.rate_limit.requests_per_second,
+                config.rate_limit.burst,
+            ),
+            metrics: Metrics::new(),
+            access_log: config.access_log,
+            drain_timeout: config.drain_timeout(),
+        })))
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        self.0.drain_timeout
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.0.storage
+    }
+}
+
+/// Opens the configured repository. A directory must exist (a typo should stop the server, not
+/// make it answer 404 forever); an S3 prefix is not contacted here, so the server can start
+/// while S3 is briefly unreachable (`/healthz` reports it).
+pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
+    let repo = config.repo.as_deref().ok_or(Error::NoRepository)?;
+    if S3Location::parse(repo)?.is_none() && !repo.is_empty() && !Path::new(repo).is_dir() {
+        return Err(Error::RepositoryMissing { path: repo.into() });
+    }
+    let opts = S3Options {
+        endpoint: config.s3.endpoint.clone(),
+        path_style: config.s3.path_style,
+        region: config.s3.region.clone(),
+    };
+    Ok(storage::open(repo, &opts).await?)
+}

@@ -1,0 +1,708 @@
+//! vigil-server over real sockets: an in-process server (`serve` on 127.0.0.1:0) for the HTTP
+//! semantics, and the real binary for signals, logs and exit codes. The repository is a temp
+//! directory filled by hand; a secret file sits next to it and must never be served.
+
+// The helpers below are test code too; clippy.toml's allow-unwrap-in-tests covers only the
+// #[test] functions themselves.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+use vigil_update_server::{auth, open_storage, serve, AppState, Config, Drain};
+
+const SECRET: &[u8] = b"TOP-SECRET-7f3a9c-never-serve-me";
+const BIN: &str = env!("CARGO_BIN_EXE_vigil-server");
+
+struct Repo {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    timestamp: Vec<u8>,
+    root_json: Vec<u8>,
+    blob: Vec<u8>,
+    blob_key: String,
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// Deterministic bytes that do not compress or repeat within a blob.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn repo_with_blob(blob_len: usize) -> Repo {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    std::fs::create_dir_all(root.join("metadata")).unwrap();
+    std::fs::create_dir_all(root.join("targets")).unwrap();
+    std::fs::write(dir.path().join("secret.txt"), SECRET).unwrap();
+    let timestamp = br#"{"signed":{"_type":"timestamp","version":7},"signatures":[]}"#.to_vec();
+    let root_json = br#"{"signed":{"_type":"root","version":1},"signatures":[]}"#.to_vec();
+    std::fs::write(root.join("metadata/timestamp.json"), &timestamp).unwrap();
+    std::fs::write(root.join("metadata/1.root.json"), &root_json).unwrap();
+    // Hidden files a publisher leaves around: never served.
+    std::fs::write(root.join("metadata/.tmp-x"), SECRET).unwrap();
+    std::fs::write(root.join(".vigil-publish.lock"), SECRET).unwrap();
+    let blob = noise(blob_len, 42);
+    let blob_key = format!("targets/{}.vigil-7.vdb", sha256_hex(&blob));
+    std::fs::write(root.join(&blob_key), &blob).unwrap();
+    Repo {
+        _dir: dir,
+        root,
+        timestamp,
+        root_json,
+        blob,
+        blob_key,
+    }
+}
+
+fn repo() -> Repo {
+    repo_with_blob(300_000)
+}
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<Drain, vigil_update_server::Error>>,
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn stop(mut self) -> Drain {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.unwrap().unwrap()
+    }
+}
+
+/// Rate limiting and access logs off unless the test turns them on.
+async fn start(root: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
+    let mut c = Config {
+        repo: Some(root.display().to_string()),
+        access_log: false,
+        ..Config::default()
+    };
+    c.rate_limit.burst = 0;
+    tweak(&mut c);
+    let storage = open_storage(&c).await.unwrap();
+    let state = AppState::new(storage, &c).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    Server {
+        addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+fn client() -> reqwest::Client {
+    // In a workspace build reqwest is unified with tough's `rustls-no-provider` feature, which
+    // makes building any client panic until a process-wide TLS provider is installed. These
+    // tests speak plain HTTP, but the provider must exist all the same.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut req = client().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let h = resp.headers().clone();
+    (status, h, resp.bytes().await.unwrap().to_vec())
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+    h.get(name)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or_else(|| panic!("no {name} header in {h:?}"))
+}
+
+/// One raw HTTP/1.1 exchange, `Connection: close`, so no client can normalise the path.
+fn raw(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+fn raw_status(resp: &[u8]) -> u16 {
+    let line = resp.split(|&b| b == b'\r').next().unwrap();
+    let line = String::from_utf8_lossy(line);
+    line.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0)
+}
+
+async fn raw_async(addr: SocketAddr, request: Vec<u8>) -> Vec<u8> {
+    tokio::task::spawn_blocking(move || raw(addr, &request))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_sends_bytes_validators_and_cache_headers() {
+    let r = repo();
+    let srv = start(&r.root, |_| {}).await;
+
+    let (st, h, body) = get(&srv.url("/metadata/timestamp.json"), &[]).await;
+    assert_eq!(st, 200);
+    assert_eq!(body, r.timestamp);
+    assert_eq!(
+        header(&h, "etag"),
+        format!("\"{}\"", sha256_hex(&r.timestamp))
+    );
+    assert_eq!(header(&h, "content-length"), r.timestamp.len().to_string());
+    assert_eq!(header(&h, "cache-control"), "public, max-age=60");
+    assert_eq!(header(&h, "content-type"), "application/json");
+    assert_eq!(header(&h, "accept-ranges"), "bytes");
+    assert!(h.get("last-modified").is_some());
+
+    let (st, h, body) = get(&srv.url("/metadata/1.root.json"), &[]).await;
+    assert_eq!(st, 200);
+    assert_eq!(body, r.root_json);
+    assert_eq!(
+        header(&h, "cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+
+    // Twice: the second answer comes from the blob cache and must be identical.
+    for _ in 0..2 {
+        let (st, h, body) = get(&srv.url(&format!("/{}", r.blob_key)), &[]).await;
+        assert_eq!(st, 200);
+        assert!(body == r.blob, "blob bytes differ");
+        assert_eq!(header(&h, "etag"), format!("\"{}\"", sha256_hex(&r.blob)));
+        assert_eq!(header(&h, "content-length"), "300000");
+        assert_eq!(header(&h, "content-type"), "application/octet-stream");
+        assert_eq!(
+            header(&h, "cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+    }
+
+    let (st, _, _) = get(&srv.url("/metadata/2.root.json"), &[]).await;
+    assert_eq!(st, 404);
+    let (st, _, _) = get(&srv.url("/index.html"), &[]).await;
+    assert_eq!(st, 404);
+    assert_eq!(srv.stop().await, Drain::Complete);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_changes_show_after_the_cache_time() {
+    let r = repo();
+    let srv = start(&r.root, |c| c.metadata_cache_ms = 200).await;
+    let url = srv.url("/metadata/timestamp.json");
+    let (_, h1, _) = get(&url, &[]).await;
+    std::fs::write(r.root.join("metadata/timestamp.json"), b"{\"v\":8}").unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (st, h2, body) = get(&url, &[]).await;
+    assert_eq!(st, 200);
+    assert_eq!(body, b"{\"v\":8}");
+    assert_ne!(header(&h1, "etag"), header(&h2, "etag"));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_none_match_gives_304() {
+    let r = repo();
+    let srv = start(&r.root, |_| {}).await;
+    let etag = format!("\"{}\"", sha256_hex(&r.timestamp));
+    let url = srv.url("/metadata/timestamp.json");
+    let weak = format!("W/{etag}");
+    let list = format!("\"nope\", {etag}");
+    for inm in [etag.as_str(), &weak, &list, "*"] {
+        let (st, h, body) = get(&url, &[("if-none-match", inm)]).await;
+        assert_eq!(st, 304, "If-None-Match: {inm}");
+        assert!(body.is_empty());
+        assert_eq!(header(&h, "etag"), etag);
+        assert_eq!(header(&h, "cache-control"), "public, max-age=60");
+    }
+    let (st, _, body) = get(&url, &[("if-none-match", "\"nope\"")]).await;
+    assert_eq!(st, 200);
+    assert_eq!(body, r.timestamp);
+
+    let blob_etag = format!("\"{}\"", sha256_hex(&r.blob));
+    let (st, h, _) = get(
+        &srv.url(&format!("/{}", r.blob_key)),
+        &[("if-none-match", &blob_etag)],
+    )
+    .await;
+    assert_eq!(st, 304);
+    assert_eq!(
+        header(&h, "cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    srv.stop().await;
+}
+
+async fn check_ranges(srv: &Server, r: &Repo) {
+    let url = srv.url(&format!("/{}", r.blob_key));
+    let len = r.blob.len();
+    let etag = format!("\"{}\"", sha256_hex(&r.blob));
+    for (range, start, end) in [
+        ("bytes=0-99", 0, 99),
+        ("bytes=1000-", 1000, len - 1),
+        ("bytes=-500", len - 500, len - 1),
+        ("bytes=5-5", 5, 5),
+        ("bytes=299990-400000", 299_990, len - 1),
+    ] {
+        let (st, h, body) = get(&url, &[("range", range)]).await;
+        assert_eq!(st, 206, "{range}");
+        assert_eq!(
+            header(&h, "content-range"),
+            format!("bytes {start}-{end}/{len}"),
+            "{range}"
+        );
+        assert_eq!(header(&h, "content-length"), (end - start + 1).to_string());
+        assert!(body == r.blob[start..=end], "{range}: wrong bytes");
+    }
+    for range in ["bytes=300000-", "bytes=400000-400010", "bytes=-0"] {
+        let (st, h, body) = get(&url, &[("range", range)]).await;
+        assert_eq!(st, 416, "{range}");
+        assert_eq!(header(&h, "content-range"), format!("bytes */{len}"));
+        assert!(body.is_empty());
+    }
+    // Several ranges, a foreign unit, nonsense: the whole object.
+    for range in ["bytes=0-1,5-6", "items=0-1", "bytes=9-2"] {
+        let (st, _, body) = get(&url, &[("range", range)]).await;
+        assert_eq!(st, 200, "{range}");
+        assert!(body == r.blob);
+    }
+    // If-Range: the range only while the object is the one the client has.
+    let (st, _, body) = get(&url, &[("range", "bytes=0-9"), ("if-range", &etag)]).await;
+    assert_eq!(st, 206);
+    assert_eq!(body, r.blob[..10]);
+    let (st, _, body) = get(&url, &[("range", "bytes=0-9"), ("if-range", "\"old\"")]).await;
+    assert_eq!(st, 200);
+    assert!(body == r.blob);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_from_memory_and_from_a_stream() {
+    let r = repo();
+    let cached = start(&r.root, |_| {}).await;
+    check_ranges(&cached, &r).await;
+    cached.stop().await;
+    // No blob cache: every byte is streamed from the file.
+    let streamed = start(&r.root, |c| c.blob_cache_mb = 0).await;
+    check_ranges(&streamed, &r).await;
+    streamed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_has_the_length_and_no_body() {
+    let r = repo();
+    for blob_cache_mb in [64, 0] {
+        let srv = start(&r.root, |c| c.blob_cache_mb = blob_cache_mb).await;
+        for (path, len) in [
+            (format!("/{}", r.blob_key), r.blob.len()),
+            ("/metadata/timestamp.json".to_owned(), r.timestamp.len()),
+        ] {
+            let req = format!("HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let resp = raw_async(srv.addr, req.into_bytes()).await;
+            let text = String::from_utf8_lossy(&resp).to_string();
+            assert_eq!(raw_status(&resp), 200, "{text}");
+            assert!(
+                text.to_ascii_lowercase()
+                    .contains(&format!("content-length: {len}\r\n")),
+                "{text}"
+            );
+            assert!(text.ends_with("\r\n\r\n"), "HEAD sent a body: {text}");
+        }
+        srv.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_answers_429_with_retry_after() {
+    let r = repo();
+    let srv = start(&r.root, |c| {
+        c.rate_limit.requests_per_second = 0.2;
+        c.rate_limit.burst = 3;
+    })
+    .await;
+    let url = srv.url("/metadata/timestamp.json");
+    for i in 0..3 {
+        assert_eq!(get(&url, &[]).await.0, 200, "request {i}");
+    }
+    let (st, h, _) = get(&url, &[]).await;
+    assert_eq!(st, 429);
+    // One token comes back every 5 s.
+    assert_eq!(header(&h, "retry-after"), "5");
+    // Probes stay open.
+    assert_eq!(get(&srv.url("/healthz"), &[]).await.0, 200);
+    assert_eq!(get(&srv.url("/metrics"), &[]).await.0, 200);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_feed_needs_a_known_token() {
+    let r = repo();
+    let tokens = r.root.parent().unwrap().join("tokens");
+    std::fs::write(
+        &tokens,
+        format!(
+            "# feed customers\n{}\n{}\n",
+            auth::hash_token(b"other-token"),
+            auth::hash_token(b"s3cret-token")
+        ),
+    )
+    .unwrap();
+    let srv = start(&r.root, |c| c.tokens_file = Some(tokens.clone())).await;
+    let url = srv.url("/metadata/timestamp.json");
+    for auth in [None, Some("Bearer wrong"), Some("Basic czNjcmV0LXRva2Vu")] {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();
+        let (st, h, body) = get(&url, &headers).await;
+        assert_eq!(st, 401, "{auth:?}");
+        assert_eq!(header(&h, "www-authenticate"), "Bearer realm=\"vigil\"");
+        assert_eq!(body, b"unauthorized\n");
+    }
+    // Unauthenticated clients learn nothing about what exists.
+    let (st, _, _) = get(&srv.url("/metadata/404.root.json"), &[]).await;
+    assert_eq!(st, 401);
+    let (st, _, body) = get(&url, &[("authorization", "Bearer s3cret-token")]).await;
+    assert_eq!(st, 200);
+    assert_eq!(body, r.timestamp);
+    assert_eq!(get(&srv.url("/healthz"), &[]).await.0, 200);
+    assert_eq!(get(&srv.url("/metrics"), &[]).await.0, 200);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_outside_the_repository_is_served() {
+    let r = repo();
+    let srv = start(&r.root, |_| {}).await;
+    let long = format!("/metadata/{}", "a".repeat(5000));
+    let paths: Vec<&[u8]> = vec![
+        b"/../secret.txt",
+        b"/metadata/../../secret.txt",
+        b"/targets/../../secret.txt",
+        b"/%2e%2e/secret.txt",
+        b"/metadata/%2e%2e/%2e%2e/secret.txt",
+        b"/metadata/..%2f..%2fsecret.txt",
+        b"//secret.txt",
+        b"/metadata//timestamp.json",
+        b"/metadata/..\\..\\secret.txt",
+        b"/metadata/timestamp.json%00",
+        b"/metadata/.tmp-x",
+        b"/.vigil-publish.lock",
+        b"/metadata/\xff\xfe.json",
+        b"/metadata/./timestamp.json",
+        b"http://localhost/../secret.txt",
+        b"/secret.txt",
+        long.as_bytes(),
+    ];
+    for p in paths {
+        let mut req = b"GET ".to_vec();
+        req.extend_from_slice(p);
+        req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let resp = raw_async(srv.addr, req).await;
+        let status = raw_status(&resp);
+        let shown = String::from_utf8_lossy(p);
+        assert!(
+            status == 400 || status == 404,
+            "{shown}: status {status}: {}",
+            String::from_utf8_lossy(&resp)
+        );
+        assert!(
+            !resp.windows(SECRET.len()).any(|w| w == SECRET),
+            "{shown} leaked the secret"
+        );
+    }
+    // Through a client too (it normalises `..`, which must then simply not be found).
+    let (st, _, body) = get(&srv.url("/metadata/%2e%2e/%2e%2e/secret.txt"), &[]).await;
+    assert!(st == 400 || st == 404, "{st}");
+    assert!(!body.windows(SECRET.len()).any(|w| w == SECRET));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_get_and_head_are_allowed() {
+    let r = repo();
+    let srv = start(&r.root, |_| {}).await;
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        for path in ["/metadata/timestamp.json", "/healthz"] {
+            let resp = client()
+                .request(
+                    reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                    srv.url(path),
+                )
+                .body("x")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 405, "{method} {path}");
+            assert_eq!(header(resp.headers(), "allow"), "GET, HEAD");
+        }
+    }
+    // The repository is unchanged.
+    assert_eq!(
+        std::fs::read(r.root.join("metadata/timestamp.json")).unwrap(),
+        r.timestamp
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_follows_the_repository() {
+    let r = repo();
+    let srv = start(&r.root, |_| {}).await;
+    let (st, _, body) = get(&srv.url("/healthz"), &[]).await;
+    assert_eq!((st.as_u16(), body.as_slice()), (200, b"ok\n".as_slice()));
+    std::fs::remove_file(r.root.join("metadata/timestamp.json")).unwrap();
+    let (st, _, _) = get(&srv.url("/healthz"), &[]).await;
+    assert_eq!(st, 503);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_bytes_and_latency() {
+    let r = repo();
+    let srv = start(&r.root, |_| {}).await;
+    for _ in 0..3 {
+        get(&srv.url("/metadata/timestamp.json"), &[]).await;
+    }
+    get(&srv.url(&format!("/{}", r.blob_key)), &[]).await;
+    get(&srv.url("/targets/missing.vdb"), &[]).await;
+    raw_async(
+        srv.addr,
+        b"GET /../x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+    )
+    .await;
+    let (st, h, body) = get(&srv.url("/metrics"), &[]).await;
+    assert_eq!(st, 200);
+    assert!(header(&h, "content-type").starts_with("application/openmetrics-text"));
+    let text = String::from_utf8(body).unwrap();
+    for line in [
+        "vigil_http_requests_total{route=\"metadata\",status=\"200\"} 3".to_owned(),
+        "vigil_http_requests_total{route=\"targets\",status=\"200\"} 1".to_owned(),
+        "vigil_http_requests_total{route=\"targets\",status=\"404\"} 1".to_owned(),
+        "vigil_http_requests_total{route=\"other\",status=\"400\"} 1".to_owned(),
+        format!(
+            "vigil_http_response_bytes_total{{route=\"metadata\"}} {}",
+            3 * r.timestamp.len()
+        ),
+        "vigil_http_request_duration_seconds_count{route=\"targets\"} 2".to_owned(),
+        "vigil_backend_errors_total 0".to_owned(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    srv.stop().await;
+}
+
+// ---- The real binary ----
+
+/// Starts vigil-server; returns it and the address it printed.
+fn spawn_server(args: &[&str]) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep reading so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not say where it listens");
+        };
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr = rest.split([' ', ',', '"']).next().unwrap().parse().unwrap();
+            return (child, addr, rx);
+        }
+    }
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("server did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_lets_a_download_finish_and_refuses_new_connections() {
+    let r = repo_with_blob(64 << 20);
+    let (mut child, addr, logs) = spawn_server(&[
+        "--repo",
+        r.root.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "--blob-cache-mb",
+        "0",
+    ]);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        r.blob_key
+    )
+    .unwrap();
+    let mut first = vec![0u8; 16 << 10];
+    let n = s.read(&mut first).unwrap();
+    assert!(n > 0);
+    first.truncate(n);
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // The listening socket closes promptly, while our download is still open.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(addr).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "exited mid-download");
+
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let mut all = first;
+    all.extend_from_slice(&rest);
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&all[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains(&format!("content-length: {}\r\n", 64 << 20)));
+    assert!(all[split..] == r.blob[..], "download incomplete or wrong");
+
+    let st = wait_exit(&mut child, Duration::from_secs(15));
+    assert_eq!(st.code(), Some(0));
+    // The JSON access log recorded the download.
+    let lines: Vec<String> = logs.try_iter().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("\"status\":200")
+            && l.contains(&r.blob_key)
+            && l.contains(&format!("\"bytes\":{}", 64 << 20))),
+        "no access log line in {lines:#?}"
+    );
+}
+
+#[test]
+fn exit_codes() {
+    let r = repo();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let dir = r.root.parent().unwrap();
+    let missing = dir.join("nope");
+    let (code, err) = run(&["--repo", missing.to_str().unwrap()]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no repository"), "{err}");
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "blob_cache = 3\n").unwrap();
+    let (code, err) = run(&["--config", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+
+    let plain = dir.join("plain-tokens");
+    std::fs::write(&plain, "my-plain-token\n").unwrap();
+    let (code, err) = run(&[
+        "--repo",
+        r.root.to_str().unwrap(),
+        "--tokens",
+        plain.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("line 1"), "{err}");
+
+    let (code, err) = run(&["--repo", "s3://X/y"]);
+    assert_eq!(code, Some(2), "{err}");
+
+    // The port is taken by someone else.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, err) = run(&["--repo", r.root.to_str().unwrap(), "--listen", &addr]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("cannot listen"), "{err}");
+
+    let (code, _) = run(&["--no-such-flag"]);
+    assert_eq!(code, Some(2));
+}
+
+#[test]
+fn hash_token_prints_the_tokens_file_line() {
+    let mut child = Command::new(BIN)
+        .arg("hash-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret-token\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{}\n", sha256_hex(b"s3cret-token"))
+    );
+}
