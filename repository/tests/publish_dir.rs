@@ -5,9 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use vigil_format::container::{DatabaseBuilder, SectionKind};
 use vigil_format::delta::Delta;
-use vigil_format::SecretKey;
 use vigil_repository::layout::{self, TargetInfo};
 use vigil_repository::publish::{self, OnlineKeys, PublishOptions};
 use vigil_repository::storage::{DirStorage, Storage};
@@ -17,17 +15,7 @@ use vigil_repository::RepoError;
 /// A database big enough that a delta is worth making: `n` body signatures, the last `extra`
 /// of them new in this version.
 fn db(version: u64, n: usize) -> Vec<u8> {
-    let mut body = String::new();
-    for i in 0..n {
-        body.push_str(&format!(
-            "Vigil.Test.Sig{i}:0:*:{:016x}{:016x}\n",
-            (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            (i as u64) ^ 0xdead_beef
-        ));
-    }
-    let mut b = DatabaseBuilder::new(version, 0);
-    b.section(SectionKind::Ndb, n as u32, body.into_bytes());
-    b.build(&SecretKey::from_seed([7; 32])).unwrap()
+    vigil_tests::sample_db(version, n, 0xdead_beef)
 }
 
 struct Repo {

@@ -54,3 +54,21 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// A signed database of `n` body signatures (distinct for each `salt`), big enough that a
+/// delta between two versions is much smaller than either.
+pub fn sample_db(version: u64, n: usize, salt: u64) -> Vec<u8> {
+    use vigil_format::container::{DatabaseBuilder, SectionKind};
+    let mut body = String::new();
+    for i in 0..n as u64 {
+        body.push_str(&format!(
+            "Vigil.Test.Sig{i}:0:*:{:016x}{:016x}\n",
+            i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            i ^ salt
+        ));
+    }
+    let mut b = DatabaseBuilder::new(version, 0);
+    b.section(SectionKind::Ndb, n as u32, body.into_bytes());
+    b.build(&vigil_format::SecretKey::from_seed([7; 32]))
+        .expect("building a sample database")
+}

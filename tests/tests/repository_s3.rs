@@ -8,8 +8,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use vigil_format::container::{DatabaseBuilder, SectionKind};
-use vigil_format::SecretKey;
 use vigil_repository::layout::{self, TargetInfo};
 use vigil_repository::publish::{self, OnlineKeys, PublishOptions};
 use vigil_repository::storage::{S3Location, S3Storage, Storage};
@@ -21,17 +19,7 @@ use vigil_tests::{bin, free_port, wait_for_port, ChildGuard};
 const PREFIX: &str = "feeds/main";
 
 fn db(version: u64, n: usize) -> Vec<u8> {
-    let mut body = String::new();
-    for i in 0..n {
-        body.push_str(&format!(
-            "Vigil.S3.Sig{i}:0:*:{:016x}{:016x}\n",
-            (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            (i as u64) ^ 0x5eed
-        ));
-    }
-    let mut b = DatabaseBuilder::new(version, 0);
-    b.section(SectionKind::Ndb, n as u32, body.into_bytes());
-    b.build(&SecretKey::from_seed([9; 32])).unwrap()
+    vigil_tests::sample_db(version, n, 0x5eed)
 }
 
 fn storage(s3: &S3Server) -> Arc<dyn Storage> {
@@ -88,8 +76,8 @@ async fn assert_nothing_dangles(
     repo
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_versions_published_to_s3_read_back_through_vigil_server() {
+/// A started S3 server, the repository in it initialised, the TUF keys and the trusted root.
+async fn setup() -> (S3Server, Arc<dyn Storage>, tempfile::TempDir, Vec<u8>) {
     let s3 = S3Server::start().await;
     let st = storage(&s3);
     let keys = tempfile::tempdir().unwrap();
@@ -97,6 +85,12 @@ async fn three_versions_published_to_s3_read_back_through_vigil_server() {
         .await
         .unwrap();
     let root = std::fs::read(keys.path().join("root.json")).unwrap();
+    (s3, st, keys, root)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_versions_published_to_s3_read_back_through_vigil_server() {
+    let (s3, st, keys, root) = setup().await;
     let online = OnlineKeys::load(keys.path()).unwrap();
     let dbs: Vec<Vec<u8>> = (1..=3).map(|v| db(v, 3000 + v as usize)).collect();
     for d in &dbs[..2] {
@@ -108,33 +102,27 @@ async fn three_versions_published_to_s3_read_back_through_vigil_server() {
     let work = tempfile::tempdir().unwrap();
     let db3 = work.path().join("vigil-3.vdb");
     std::fs::write(&db3, &dbs[2]).unwrap();
-    let out = Command::new(bin("vigil-build"))
-        .args(["publish", "--repo", &format!("s3://{BUCKET}/{PREFIX}")])
-        .args(["--s3-endpoint", &s3.endpoint(), "--s3-path-style"])
-        .arg("--tuf-keys")
-        .arg(keys.path())
-        .arg("--db")
-        .arg(&db3)
-        .args(["--keep", "2", "--gc-grace", "0"])
-        .envs(s3.env())
-        .output()
-        .unwrap();
+    let cli_publish = || {
+        Command::new(bin("vigil-build"))
+            .args(["publish", "--repo", &format!("s3://{BUCKET}/{PREFIX}")])
+            .args(["--s3-endpoint", &s3.endpoint(), "--s3-path-style"])
+            .arg("--tuf-keys")
+            .arg(keys.path())
+            .arg("--db")
+            .arg(&db3)
+            .args(["--keep", "2", "--gc-grace", "0"])
+            .envs(s3.env())
+            .output()
+            .unwrap()
+    };
+    let out = cli_publish();
     assert!(
         out.status.success(),
         "vigil-build publish: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     // Publishing version 3 again is refused with its own exit code.
-    let again = Command::new(bin("vigil-build"))
-        .args(["publish", "--repo", &format!("s3://{BUCKET}/{PREFIX}")])
-        .args(["--s3-endpoint", &s3.endpoint(), "--s3-path-style"])
-        .arg("--tuf-keys")
-        .arg(keys.path())
-        .arg("--db")
-        .arg(&db3)
-        .envs(s3.env())
-        .output()
-        .unwrap();
+    let again = cli_publish();
     assert_eq!(
         again.status.code(),
         Some(3),
@@ -228,13 +216,7 @@ async fn three_versions_published_to_s3_read_back_through_vigil_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_s3_publishers_one_wins_nothing_regresses_nothing_dangles() {
-    let s3 = S3Server::start().await;
-    let st = storage(&s3);
-    let keys = tempfile::tempdir().unwrap();
-    publish::init(st.as_ref(), keys.path(), &Expiry::default())
-        .await
-        .unwrap();
-    let root = std::fs::read(keys.path().join("root.json")).unwrap();
+    let (s3, st, keys, root) = setup().await;
     let online = Arc::new(OnlineKeys::load(keys.path()).unwrap());
     publish::publish(st.clone(), &root, &online, Some(db(1, 2000)), &opts())
         .await

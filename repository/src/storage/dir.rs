@@ -12,12 +12,10 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
-use tokio_util::io::ReaderStream;
 
 use super::{
-    check_key, etag_of, ObjectMeta, ObjectStream, PublishGuard, PutCondition, PutOutcome, Storage,
-    StorageError,
+    check_key, etag_of, reader_stream, ObjectMeta, ObjectStream, PublishGuard, PutCondition,
+    PutOutcome, Storage, StorageError,
 };
 
 /// The lock file publishers hold; hidden, so it is never served.
@@ -197,17 +195,9 @@ impl Storage for DirStorage {
             .map_err(io_err("seek", key))?;
         let want = if meta.len == 0 { 0 } else { end - start + 1 };
         let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), want);
-        let key = key.to_owned();
-        let body = ReaderStream::with_capacity(reader, 256 << 10).map(move |r| {
-            r.map_err(|source| StorageError::Io {
-                what: "read",
-                key: key.clone(),
-                source,
-            })
-        });
         Ok(Some(ObjectStream {
             meta,
-            body: Box::pin(body),
+            body: reader_stream(reader, "read", key.to_owned()),
         }))
     }
 

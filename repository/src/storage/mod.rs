@@ -167,6 +167,23 @@ pub fn check_key(key: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Streams a reader in 256 KiB chunks, naming the key in any read error.
+pub(crate) fn reader_stream(
+    reader: impl tokio::io::AsyncRead + Send + 'static,
+    what: &'static str,
+    key: String,
+) -> ByteStream {
+    use futures::StreamExt;
+    let body = tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10).map(move |r| {
+        r.map_err(|source| StorageError::Io {
+            what,
+            key: key.clone(),
+            source,
+        })
+    });
+    Box::pin(body)
+}
+
 /// A quoted strong ETag from a SHA-256.
 pub(crate) fn etag_of(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};

@@ -13,12 +13,10 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
-use futures::StreamExt;
-use tokio_util::io::ReaderStream;
 
 use super::{
-    check_key, ObjectMeta, ObjectStream, PublishGuard, PutCondition, PutOutcome, Storage,
-    StorageError,
+    check_key, reader_stream, ObjectMeta, ObjectStream, PublishGuard, PutCondition, PutOutcome,
+    Storage, StorageError,
 };
 
 /// `s3://bucket/prefix`, parsed.
@@ -233,19 +231,10 @@ impl Storage for S3Storage {
             etag: out.e_tag().unwrap_or_default().to_owned(),
             last_modified: to_system_time(out.last_modified()),
         };
-        let key = full.clone();
         // Streamed as it arrives: a blob is never held whole in memory.
-        let body =
-            ReaderStream::with_capacity(out.body.into_async_read(), 256 << 10).map(move |r| {
-                r.map_err(|source| StorageError::Io {
-                    what: "S3 GET body",
-                    key: key.clone(),
-                    source,
-                })
-            });
         Ok(Some(ObjectStream {
             meta,
-            body: Box::pin(body),
+            body: reader_stream(out.body.into_async_read(), "S3 GET body", full),
         }))
     }
 
