@@ -153,6 +153,11 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
         .prefix(".tmp-")
         .tempfile_in(dir)
         .map_err(|e| RepoError::io("creating a temporary file in", dir, e))?;
+    // root.json is public (clients ship it); tempfile would leave it 0600.
+    #[cfg(unix)]
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(|e| RepoError::io("writing", path, e))?;
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| RepoError::io("writing", path, e))?;

@@ -126,7 +126,17 @@ async fn three_versions_with_deltas_and_garbage_collection() {
     // Blobs of version 1 and the 1->2 delta are gone; everything listed is present.
     let live: BTreeSet<String> = listed(&repo).into_iter().map(|(_, _, k)| k).collect();
     assert_eq!(r.files("targets"), live);
-    // Old versioned metadata beyond the two kept generations is collected too.
+    // Public files: a web server running as another user must be able to read them.
+    #[cfg(unix)]
+    for key in live.iter().chain([&layout::TIMESTAMP.to_owned()]) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(Path::new(&r.storage.location()).join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{key}");
+    }
+    // Every root stays (clients walk the chain), and the live versioned metadata is there.
     assert!(r.files("metadata").contains("metadata/1.root.json"));
     assert!(r.files("metadata").contains("metadata/3.targets.json"));
 }
@@ -258,4 +268,34 @@ async fn init_twice_is_refused() {
         Err(RepoError::AlreadyInitialized(_)) => {}
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn old_metadata_generations_are_collected() {
+    let r = init().await;
+    for v in 1..=5 {
+        r.publish(Some(db(v, 1000)), 1).await.unwrap();
+    }
+    let meta = r.files("metadata");
+    for v in 3..=5 {
+        assert!(
+            meta.contains(&format!("metadata/{v}.targets.json")),
+            "{meta:?}"
+        );
+        assert!(
+            meta.contains(&format!("metadata/{v}.snapshot.json")),
+            "{meta:?}"
+        );
+    }
+    for v in 1..=2 {
+        assert!(
+            !meta.contains(&format!("metadata/{v}.targets.json")),
+            "{meta:?}"
+        );
+        assert!(
+            !meta.contains(&format!("metadata/{v}.snapshot.json")),
+            "{meta:?}"
+        );
+    }
+    assert!(meta.contains("metadata/1.root.json"));
 }

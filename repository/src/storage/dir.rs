@@ -96,6 +96,11 @@ async fn blocking<T: Send + 'static>(
 fn write_temp(dir: &Path, data: &[u8]) -> io::Result<tempfile::NamedTempFile> {
     fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    // tempfile creates 0600; a repository is public and is often served by another user
+    // (nginx's www-data, a mirror's web server).
+    #[cfg(unix)]
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
     Ok(tmp)
