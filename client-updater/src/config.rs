@@ -87,6 +87,16 @@ impl Default for Network {
 }
 
 impl Network {
+    pub fn tuf_limits(&self) -> tough::Limits {
+        tough::Limits {
+            max_root_size: self.max_root_bytes,
+            max_targets_size: self.max_targets_bytes,
+            max_timestamp_size: self.max_timestamp_bytes,
+            max_snapshot_size: self.max_snapshot_bytes,
+            max_root_updates: 1024,
+        }
+    }
+
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_secs.max(1))
     }

@@ -381,10 +381,14 @@ pub struct MirrorTransport {
     pub http: Http,
     /// Per-mirror directory holding `timestamp.json` with its ETag, and immutable metadata.
     pub cache: Option<PathBuf>,
-    /// Metadata size cap for any one file (tough applies the tighter per-role limits).
-    pub limit: u64,
+    /// Size caps per metadata role, applied while reading (tough checks them again).
+    pub limits: tough::Limits,
     /// Keeps the exact bytes of every file tough verified (the offline mirror copies them).
     pub record: Option<Arc<std::sync::Mutex<std::collections::BTreeMap<String, Bytes>>>>,
+    /// The first network failure of this run. Later fetches fail at once with it: a throttling
+    /// mirror gets no more requests, and a failure tough would swallow (it reads any error on
+    /// the next root.json as "no newer root") still ends the run with the right class.
+    pub failed: Arc<std::sync::Mutex<Option<FetchError>>>,
 }
 
 impl MirrorTransport {
@@ -423,7 +427,24 @@ impl Transport for MirrorTransport {
             (Some(p), true) => std::fs::read_to_string(p).ok(),
             _ => None,
         };
-        match self.http.get_bytes(&url, etag.as_deref(), self.limit).await {
+        if let Some(f) = self.failed.lock().ok().and_then(|g| g.clone()) {
+            return Err(TransportError::new_with_cause(
+                TransportErrorKind::Other,
+                url,
+                f,
+            ));
+        }
+        let l = &self.limits;
+        let limit = if name == "timestamp.json" {
+            l.max_timestamp_size
+        } else if name.ends_with(".root.json") {
+            l.max_root_size
+        } else if name.ends_with(".snapshot.json") {
+            l.max_snapshot_size
+        } else {
+            l.max_targets_size
+        };
+        match self.http.get_bytes(&url, etag.as_deref(), limit).await {
             Ok(Some((bytes, new_etag))) => {
                 if let Some(dir) = cache {
                     // Best effort: the cache only saves bytes; it is never trusted unverified.
@@ -453,11 +474,16 @@ impl Transport for MirrorTransport {
             Err(FetchError::NotFound { .. }) => {
                 Err(TransportError::new(TransportErrorKind::FileNotFound, url))
             }
-            Err(e) => Err(TransportError::new_with_cause(
-                TransportErrorKind::Other,
-                url,
-                e,
-            )),
+            Err(e) => {
+                if let Ok(mut g) = self.failed.lock() {
+                    g.get_or_insert_with(|| e.clone());
+                }
+                Err(TransportError::new_with_cause(
+                    TransportErrorKind::Other,
+                    url,
+                    e,
+                ))
+            }
         }
     }
 }

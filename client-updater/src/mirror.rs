@@ -68,8 +68,9 @@ pub async fn sync(
     let transport = MirrorTransport {
         http: http.clone(),
         cache: None,
-        limit: opts.network.max_targets_bytes,
+        limits: opts.network.tuf_limits(),
         record: Some(record.clone()),
+        failed: Arc::default(),
     };
     // Start from the newest root a previous sync reached, as the updater does.
     let saved = std::fs::read(tuf_dir.join("root.json")).ok();
@@ -93,6 +94,10 @@ pub async fn sync(
         .load()
         .await
         .map_err(|e| match find_fetch_error(&e) {
+            Some(f @ crate::http::FetchError::TooLarge { .. }) => UpdateError::Verify {
+                mirror: mirror.clone(),
+                message: f.to_string(),
+            },
             Some(f) => UpdateError::Network {
                 mirror: mirror.clone(),
                 message: f.to_string(),

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -62,6 +63,8 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+// One value per update, moved once: boxing the engine would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// Installed; the engine is the one already loaded and smoke-tested, for a hot swap.
     Updated {
@@ -285,6 +288,11 @@ pub async fn update(
 
 fn net_error(mirror: &str, e: FetchError) -> UpdateError {
     match e {
+        // More bytes than the metadata may hold or TUF lists: an attack, not an outage.
+        FetchError::TooLarge { .. } => UpdateError::Verify {
+            mirror: mirror.to_owned(),
+            message: e.to_string(),
+        },
         FetchError::Throttled {
             status,
             retry_after,
@@ -323,33 +331,27 @@ async fn from_mirror(
         })
     };
     let root = trusted_root(cfg, dirs)?;
-    let n = &cfg.network;
+    let limits = cfg.network.tuf_limits();
     let transport = MirrorTransport {
         http: http.clone(),
         cache: Some(dirs.metadata_cache.join(mirror_id(mirror))),
-        limit: n
-            .max_targets_bytes
-            .max(n.max_root_bytes)
-            .max(n.max_snapshot_bytes),
+        limits,
         record: None,
+        failed: Arc::default(),
     };
+    let failed = transport.failed.clone();
     let loaded = RepositoryLoader::new(&root, join("metadata/")?, join("targets/")?)
         .transport(transport)
         .datastore(&dirs.tuf)
-        .limits(tough::Limits {
-            max_root_size: n.max_root_bytes,
-            max_targets_size: n.max_targets_bytes,
-            max_timestamp_size: n.max_timestamp_bytes,
-            max_snapshot_size: n.max_snapshot_bytes,
-            max_root_updates: 1024,
-        })
+        .limits(limits)
         .expiration_enforcement(ExpirationEnforcement::Safe)
         .load()
         .await;
     let repo = match loaded {
         Ok(r) => r,
         Err(e) => {
-            if let Some(f) = find_fetch_error(&e) {
+            let remembered = failed.lock().ok().and_then(|g| g.clone());
+            if let Some(f) = find_fetch_error(&e).or(remembered) {
                 return Err(net_error(mirror, f));
             }
             // Whatever was cached for this mirror is suspect now.
