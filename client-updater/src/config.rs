@@ -269,6 +269,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../dist/vigil.toml.example");
+        let c = Config::parse(text, Path::new("/etc/vigil/vigil.toml")).unwrap();
+        assert_eq!(c.mirrors.len(), 2);
+        assert_eq!(c.agent.socket_mode, 0o660);
+        assert_eq!(c.agent.scheduled[0].name, "nightly");
+    }
+
+    #[test]
     fn errors_name_the_problem() {
         let p = Path::new("/x/vigil.toml");
         let e = Config::parse("mirrors = []\ntrusted_root = \"r\"", p).unwrap_err();
