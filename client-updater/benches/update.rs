@@ -41,7 +41,7 @@ fn workspace() -> PathBuf {
 fn corpus() -> Option<PathBuf> {
     let p = std::env::var_os("VIGIL_COMMUNITY_RULES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../../shared/corpora/yara-rules-community"));
+        .unwrap_or_else(|| workspace().join("../shared/corpora/yara-rules-community"));
     p.is_dir().then_some(p)
 }
 

@@ -60,12 +60,13 @@ pub fn load_and_smoke_test(
     Ok(engine)
 }
 
-/// Puts `bytes` in place as the active database. The current one becomes last-known-good
-/// through a hard link first (no copy, no window without an active file).
-pub fn install(dir: &Path, bytes: &[u8]) -> Result<(), UpdateError> {
+/// Puts `bytes` in place as the active database. When the current active database is good
+/// (`active_is_good`: it verified), it becomes last-known-good through a hard link first (no
+/// copy, no window without an active file); a damaged one never replaces a good fallback.
+pub fn install(dir: &Path, bytes: &[u8], active_is_good: bool) -> Result<(), UpdateError> {
     let active = dir.join(ACTIVE);
     let lkg = dir.join(LAST_KNOWN_GOOD);
-    if active.exists() {
+    if active_is_good && active.exists() {
         let tmp = dir.join(".vigil-lkg-link");
         let _ = std::fs::remove_file(&tmp);
         std::fs::hard_link(&active, &tmp)

@@ -458,7 +458,8 @@ async fn from_mirror(
             });
         }
     };
-    install(&dirs.root, &bytes)?;
+    let active_is_good = installed.is_some_and(|(p, _, _)| p.ends_with(crate::install::ACTIVE));
+    install(&dirs.root, &bytes, active_is_good)?;
     clear_partials(&dirs.partial);
     Ok(Outcome::Updated { report, engine })
 }

@@ -662,3 +662,25 @@ fn storm_of_429s_backs_off_and_fails_over_to_the_next_mirror() {
     assert_eq!(storm.requests().len(), 1);
     assert_eq!(client.version(), Some(3));
 }
+
+#[test]
+fn damaged_active_database_is_replaced_and_last_known_good_is_kept() {
+    let (repo, v1, client, _server) = with_v1();
+    let v2 = repo.publish(2);
+    assert_eq!(client.update().code, UPDATED);
+    assert_eq!(client.last_known_good().unwrap(), v1);
+    // The active file is damaged on disk (bit rot, a stray write).
+    let mut bad = v2.clone();
+    bad[200] ^= 0x40;
+    std::fs::write(client.db_dir.join("vigil.vdb"), &bad).unwrap();
+    let v3 = repo.publish(3);
+    let r = client.update();
+    assert_eq!(r.code, UPDATED, "{}", r.stderr);
+    assert!(r.stderr.contains("does not verify"), "{}", r.stderr);
+    assert_eq!(client.active().unwrap(), v3);
+    assert_eq!(
+        client.last_known_good().unwrap(),
+        v1,
+        "the damaged file never becomes the fallback"
+    );
+}
