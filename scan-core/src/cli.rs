@@ -1,17 +1,26 @@
-//! Argument parsing, the file walk, the worker threads and clamscan-style output.
+//! Argument parsing, the worker threads and clamscan-style output. With `--daemon` the scan
+//! service does the scanning (clamdscan's role) and the output is the same: both modes turn
+//! every file into a [`FileResult`] and print it with one [`Printer`].
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
 use serde_json::json;
 use vigil_format::PublicKey;
-use vigil_scan_core::{Engine, Limits, ScanError, ScanReport, ENGINE_VERSION};
+use vigil_scan_core::service::{
+    Client, ClientError, FileResult, ScanDone, ScanOptions, Signatures, Status, DEFAULT_SOCKET,
+    SOCKET_ENV,
+};
+use vigil_scan_core::walk::{walk, Item};
+use vigil_scan_core::{Engine, Limits, ENGINE_VERSION};
 
 /// Public keys built into the binary: every `.pub` in keys/ that releases are signed with.
 const BUILTIN_KEYS: &[&str] = &[include_str!("../../keys/vigil-release-2026.pub")];
@@ -20,19 +29,25 @@ const BUILTIN_KEYS: &[&str] = &[include_str!("../../keys/vigil-release-2026.pub"
 #[command(
     name = "vigil-scan",
     version,
-    about = "Scan files with a vigil database (clamscan-style)"
+    about = "Scan files with a vigil database (clamscan-style), or ask the scan service (--daemon, clamdscan-style)"
 )]
 pub struct Args {
-    /// Database file.
-    #[arg(short = 'd', long = "database")]
-    database: PathBuf,
+    /// Database file (not used with --daemon).
+    #[arg(short = 'd', long = "database", required_unless_present = "daemon")]
+    database: Option<PathBuf>,
     /// Trusted public key (repeatable); defaults to the keys built into this binary.
     #[arg(long)]
     pubkey: Vec<PathBuf>,
+    /// Ask the scan service (`vigil-update --daemon`) to scan, with the database it holds.
+    #[arg(long)]
+    daemon: bool,
+    /// The scan service's socket [default: $VIGIL_SOCKET, else /run/vigil/vigil.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
     /// Scan directories recursively.
     #[arg(short = 'r', long)]
     recursive: bool,
-    /// Worker threads (default: number of CPUs).
+    /// Worker threads (default: number of CPUs; with --daemon the service decides).
     #[arg(long)]
     threads: Option<usize>,
     /// One JSON object per finding on stdout, for log shippers.
@@ -44,12 +59,14 @@ pub struct Args {
     /// Do not print the summary.
     #[arg(long)]
     no_summary: bool,
-    /// Skip files larger than this (e.g. 100M, 4G).
-    #[arg(long, default_value = "4G", value_parser = parse_size)]
-    max_filesize: u64,
-    /// Per-file scan timeout in seconds (0: none).
-    #[arg(long, default_value_t = 120)]
-    timeout: u64,
+    /// Skip files larger than this (e.g. 100M, 4G) [default: 4G; with --daemon it can only
+    /// lower the service's limit].
+    #[arg(long, value_parser = parse_size)]
+    max_filesize: Option<u64>,
+    /// Per-file scan timeout in seconds, 0: none [default: 120; with --daemon it can only
+    /// lower the service's timeout].
+    #[arg(long)]
+    timeout: Option<u64>,
     /// Directory for compiled-rule caches (default: next to the database).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -72,22 +89,152 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is not a size like 4096, 100K, 25M or 4G"))
 }
 
-#[derive(Default)]
-struct Totals {
-    scanned: u64,
-    infected: u64,
-    errors: u64,
-    skipped: u64,
-    bytes: u64,
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    if args.daemon {
+        run_daemon(&args)
+    } else {
+        run_local(args)
+    }
 }
 
-enum Item {
+/// What the summary says about the engine that scanned.
+struct EngineInfo {
+    engine_version: String,
+    db_version: u64,
+    signatures: Signatures,
+}
+
+/// Prints results as they come, from any thread, and keeps the totals.
+struct Printer {
+    json: bool,
+    infected_only: bool,
+    out: Mutex<std::io::Stdout>,
+    totals: Mutex<ScanDone>,
+}
+
+impl Printer {
+    fn new(args: &Args) -> Self {
+        Self {
+            json: args.json,
+            infected_only: args.infected,
+            out: Mutex::new(std::io::stdout()),
+            totals: Mutex::new(ScanDone {
+                done: true,
+                db_version: 0,
+                scanned: 0,
+                infected: 0,
+                errors: 0,
+                skipped: 0,
+                bytes: 0,
+                signatures: Signatures::default(),
+            }),
+        }
+    }
+
+    /// Prints `r` under the name `path` (what the user typed, not the service's absolute path).
+    fn report(&self, path: &str, r: &FileResult, engine_version: &str) {
+        self.totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .count(r);
+        let why = r.error.as_deref().unwrap_or("unknown error");
+        match r.status {
+            // Problems go to stderr, so --json output on stdout stays one finding per line.
+            Status::Error => eprintln!("{path}: ERROR {why}"),
+            Status::Skipped => eprintln!("{path}: {why}"),
+            Status::Ok | Status::Found => {
+                let mut o = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+                if self.json {
+                    for f in &r.findings {
+                        let line = json!({
+                            "path": path, "signature": f.signature, "kind": f.kind,
+                            "severity": f.severity, "description": f.description,
+                            "sha256": r.sha256, "offset": f.offset,
+                            "engine_version": engine_version, "db_version": r.db_version,
+                        });
+                        let _ = writeln!(o, "{line}");
+                    }
+                } else if r.findings.is_empty() {
+                    if !self.infected_only {
+                        let _ = writeln!(o, "{path}: OK");
+                    }
+                } else {
+                    for f in &r.findings {
+                        let _ = writeln!(o, "{path}: {} FOUND", f.signature);
+                    }
+                }
+            }
+        }
+    }
+
+    fn failed(&self, why: &str) {
+        eprintln!("ERROR: {why}");
+        self.totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .errors += 1;
+    }
+
+    /// Prints the summary (unless `--no-summary`) and returns the exit code.
+    fn finish(self, args: &Args, info: &EngineInfo, start: Instant) -> u8 {
+        let t = self
+            .totals
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !args.no_summary {
+            let s = info.signatures;
+            let elapsed = start.elapsed().as_secs_f64();
+            if args.json {
+                eprintln!(
+                    "{}",
+                    json!({"summary": {"known_signatures": s.known(), "allowlist_entries": s.allowlist,
+                        "engine_version": info.engine_version, "db_version": info.db_version,
+                        "scanned_files": t.scanned, "infected_files": t.infected, "errors": t.errors,
+                        "skipped": t.skipped, "data_scanned_bytes": t.bytes, "time_secs": elapsed}})
+                );
+            } else {
+                let mut o = std::io::stdout().lock();
+                let _ = writeln!(o, "\n----------- SCAN SUMMARY -----------");
+                let _ = writeln!(
+                    o,
+                    "Known signatures: {} ({} YARA, {} body, {} hash; {} allowlisted)",
+                    s.known(),
+                    s.yara,
+                    s.body,
+                    s.hash,
+                    s.allowlist
+                );
+                let _ = writeln!(o, "Engine version: {}", info.engine_version);
+                let _ = writeln!(o, "Database version: {}", info.db_version);
+                let _ = writeln!(o, "Scanned files: {}", t.scanned);
+                let _ = writeln!(o, "Infected files: {}", t.infected);
+                let _ = writeln!(o, "Skipped files: {}", t.skipped);
+                let _ = writeln!(o, "Errors: {}", t.errors);
+                let _ = writeln!(o, "Data scanned: {:.2} MB", t.bytes as f64 / 1e6);
+                let _ = writeln!(o, "Time: {elapsed:.3} sec");
+            }
+        }
+        if t.infected > 0 {
+            1
+        } else if t.errors > 0 {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+enum Job {
     File(PathBuf),
     Stdin,
     Problem(PathBuf, String),
 }
 
-pub fn run(args: Args) -> anyhow::Result<u8> {
+fn run_local(args: Args) -> anyhow::Result<u8> {
+    let database = args
+        .database
+        .clone()
+        .context("a database (-d) is needed without --daemon")?;
     let keys = if args.pubkey.is_empty() {
         BUILTIN_KEYS
             .iter()
@@ -105,20 +252,21 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .collect::<anyhow::Result<Vec<_>>>()?
     };
     let db_bytes =
-        fs::read(&args.database).with_context(|| format!("reading {}", args.database.display()))?;
+        fs::read(&database).with_context(|| format!("reading {}", database.display()))?;
     let cache_dir = args.cache_dir.clone().unwrap_or_else(|| {
-        args.database
+        database
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .join(".vigil-cache")
     });
     let engine = Engine::load_with_cache(&db_bytes, &keys, Some(&cache_dir))
-        .with_context(|| format!("{}", args.database.display()))?;
+        .with_context(|| format!("{}", database.display()))?;
     drop(db_bytes);
+    let timeout = args.timeout.unwrap_or(120);
     let limits = Limits {
-        max_filesize: args.max_filesize,
-        timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+        max_filesize: args.max_filesize.unwrap_or(4 << 30),
+        timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
     };
     let threads = args
         .threads
@@ -126,212 +274,187 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .max(1);
     let start = Instant::now();
     let engine = Arc::new(engine);
-    let totals = Arc::new(Mutex::new(Totals::default()));
-    let out = Arc::new(Mutex::new(std::io::stdout()));
-    let (tx, rx) = mpsc::sync_channel::<Item>(threads * 4);
+    let printer = Arc::new(Printer::new(&args));
+    let (tx, rx) = mpsc::sync_channel::<Job>(threads * 4);
     let rx = Arc::new(Mutex::new(rx));
-    let args = Arc::new(args);
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let (rx, engine, totals, out, args) = (
-                rx.clone(),
-                engine.clone(),
-                totals.clone(),
-                out.clone(),
-                args.clone(),
-            );
+            let (rx, engine, printer) = (rx.clone(), engine.clone(), printer.clone());
             std::thread::spawn(move || {
                 let mut scanner = engine.scanner();
+                let db = engine.db_version();
                 loop {
-                    let item = match rx.lock() {
+                    let job = match rx.lock() {
                         Ok(r) => match r.recv() {
-                            Ok(i) => i,
+                            Ok(j) => j,
                             Err(_) => break,
                         },
                         Err(_) => break,
                     };
-                    let (path, result) = match item {
-                        Item::File(p) => {
+                    let r = match job {
+                        Job::File(p) => {
                             let r = scanner.scan_file(&p, &limits);
-                            (p.display().to_string(), r)
+                            FileResult::from_scan(p.display().to_string(), db, r)
                         }
-                        Item::Stdin => (
-                            "stdin".to_string(),
+                        Job::Stdin => FileResult::from_scan(
+                            "stdin".into(),
+                            db,
                             scanner.scan_reader(std::io::stdin().lock(), &limits),
                         ),
-                        Item::Problem(p, why) => {
-                            report_problem(&out, &totals, &p.display().to_string(), &why, true);
-                            continue;
+                        Job::Problem(p, why) => {
+                            FileResult::problem(p.display().to_string(), db, &why)
                         }
                     };
-                    report(&out, &totals, &args, &engine, &path, result);
+                    printer.report(&r.path, &r, ENGINE_VERSION);
                 }
             })
         })
         .collect();
     for p in &args.paths {
         if p.as_os_str() == "-" {
-            let _ = tx.send(Item::Stdin);
+            let _ = tx.send(Job::Stdin);
         } else {
-            walk(p, args.recursive, true, &tx);
+            let _ = walk(p, args.recursive, &[], &mut |item| {
+                let job = match item {
+                    Item::File(f) => Job::File(f),
+                    Item::Problem(f, why) => Job::Problem(f, why),
+                };
+                match tx.send(job) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(_) => ControlFlow::Break(()),
+                }
+            });
         }
     }
     drop(tx);
     for w in workers {
         let _ = w.join();
     }
-    let t = totals
-        .lock()
-        .map_err(|_| anyhow::anyhow!("a scan thread panicked"))?;
-    if !args.no_summary {
-        let (yara, body, hash, allow) = engine.counts();
-        let elapsed = start.elapsed().as_secs_f64();
-        if args.json {
-            eprintln!(
-                "{}",
-                json!({"summary": {"known_signatures": yara + body + hash, "allowlist_entries": allow,
-                    "engine_version": ENGINE_VERSION, "db_version": engine.db_version(),
-                    "scanned_files": t.scanned, "infected_files": t.infected, "errors": t.errors,
-                    "skipped": t.skipped, "data_scanned_bytes": t.bytes, "time_secs": elapsed}})
-            );
-        } else {
-            let mut o = std::io::stdout().lock();
-            let _ = writeln!(o, "\n----------- SCAN SUMMARY -----------");
-            let _ = writeln!(
-                o,
-                "Known signatures: {} ({yara} YARA, {body} body, {hash} hash; {allow} allowlisted)",
-                yara + body + hash
-            );
-            let _ = writeln!(o, "Engine version: {ENGINE_VERSION}");
-            let _ = writeln!(o, "Database version: {}", engine.db_version());
-            let _ = writeln!(o, "Scanned files: {}", t.scanned);
-            let _ = writeln!(o, "Infected files: {}", t.infected);
-            let _ = writeln!(o, "Skipped files: {}", t.skipped);
-            let _ = writeln!(o, "Errors: {}", t.errors);
-            let _ = writeln!(o, "Data scanned: {:.2} MB", t.bytes as f64 / 1e6);
-            let _ = writeln!(o, "Time: {elapsed:.3} sec");
-        }
-    }
-    Ok(if t.infected > 0 {
-        1
-    } else if t.errors > 0 {
-        2
-    } else {
-        0
-    })
+    let printer = Arc::into_inner(printer).context("a scan thread panicked")?;
+    let info = EngineInfo {
+        engine_version: ENGINE_VERSION.into(),
+        db_version: engine.db_version(),
+        signatures: Signatures::of(&engine),
+    };
+    Ok(printer.finish(&args, &info, start))
 }
 
-/// Queues files under `path`. Symlinked directories are not followed (no loops); a broken
-/// or looping link, an unreadable directory or a special file is reported, and the walk goes on.
-fn walk(path: &Path, recursive: bool, top: bool, tx: &mpsc::SyncSender<Item>) {
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = tx.send(Item::Problem(path.to_path_buf(), e.to_string()));
-            return;
-        }
+/// `--socket`, else `$VIGIL_SOCKET`, else the default path.
+fn socket_path(arg: Option<&Path>) -> PathBuf {
+    arg.map(Path::to_path_buf)
+        .or_else(|| {
+            std::env::var_os(SOCKET_ENV)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+}
+
+fn run_daemon(args: &Args) -> anyhow::Result<u8> {
+    let start = Instant::now();
+    let socket = socket_path(args.socket.as_deref());
+    let mut client = Client::connect(&socket)?;
+    let v = client
+        .version()
+        .with_context(|| socket.display().to_string())?;
+    let mut info = EngineInfo {
+        engine_version: v.engine_version,
+        db_version: v.db_version,
+        signatures: v.signatures,
     };
-    if meta.is_dir() {
-        if !top && !recursive {
-            return;
-        }
-        if !top && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return;
-        }
-        let entries = match fs::read_dir(path) {
-            Ok(rd) => rd,
+    let printer = Printer::new(args);
+    let opts = ScanOptions {
+        recursive: args.recursive,
+        exclude: Vec::new(),
+        max_filesize: args.max_filesize,
+        timeout_secs: args.timeout,
+    };
+    // Consecutive paths go in one request; `-` is a stream request of its own, in its place.
+    let mut rest = &args.paths[..];
+    while !rest.is_empty() {
+        let batch = rest.iter().position(|p| p.as_os_str() == "-");
+        let outcome = if batch == Some(0) {
+            rest = &rest[1..];
+            client
+                .scan_stream_with(std::io::stdin().lock(), &opts)
+                .map(|(r, done)| {
+                    printer.report("stdin", &r, &info.engine_version);
+                    Some(done)
+                })
+        } else {
+            let n = batch.unwrap_or(rest.len());
+            let paths = &rest[..n];
+            rest = &rest[n..];
+            scan_batch(&mut client, paths, &opts, &printer, &info.engine_version)
+        };
+        match outcome {
+            Ok(Some(done)) => {
+                info.db_version = done.db_version;
+                info.signatures = done.signatures;
+            }
+            Ok(None) => {}
             Err(e) => {
-                let _ = tx.send(Item::Problem(path.to_path_buf(), e.to_string()));
-                return;
+                printer.failed(&format!("{}: {e}", socket.display()));
+                break;
+            }
+        }
+    }
+    Ok(printer.finish(args, &info, start))
+}
+
+/// Sends `paths` (made absolute) as one scan request; results are printed under the names
+/// the user gave.
+fn scan_batch(
+    client: &mut Client,
+    paths: &[PathBuf],
+    opts: &ScanOptions,
+    printer: &Printer,
+    engine_version: &str,
+) -> Result<Option<ScanDone>, ClientError> {
+    let mut names: HashMap<PathBuf, &Path> = HashMap::new();
+    let mut send = Vec::new();
+    for p in paths {
+        let shown = p.display().to_string();
+        let abs = match std::path::absolute(p) {
+            Ok(a) => a,
+            Err(e) => {
+                printer.report(
+                    &shown,
+                    &FileResult::problem(shown.clone(), 0, &e.to_string()),
+                    engine_version,
+                );
+                continue;
             }
         };
-        let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        children.sort();
-        for c in children {
-            walk(&c, recursive, false, tx);
+        if abs.to_str().is_none() {
+            let r = FileResult::problem(shown.clone(), 0, "path is not valid UTF-8");
+            printer.report(&shown, &r, engine_version);
+            continue;
         }
-    } else if meta.is_file() {
-        let _ = tx.send(Item::File(path.to_path_buf()));
-    } else {
-        let _ = tx.send(Item::Problem(
-            path.to_path_buf(),
-            "SKIP not a regular file".into(),
-        ));
+        names.entry(abs.clone()).or_insert(p);
+        send.push(abs);
     }
+    if send.is_empty() {
+        return Ok(None);
+    }
+    let done = client.scan_with(&send, opts, |r| {
+        printer.report(&shown_name(&r.path, &names), &r, engine_version);
+    })?;
+    Ok(Some(done))
 }
 
-fn report_problem(
-    out: &Mutex<std::io::Stdout>,
-    totals: &Mutex<Totals>,
-    path: &str,
-    why: &str,
-    error: bool,
-) {
-    let skip = why.starts_with("SKIP ");
-    if let Ok(mut t) = totals.lock() {
-        if skip || !error {
-            t.skipped += 1;
-        } else {
-            t.errors += 1;
+/// The name a local scan would print for `path`: the argument it was found under, joined with
+/// the rest of the path.
+fn shown_name(path: &str, names: &HashMap<PathBuf, &Path>) -> String {
+    let p = Path::new(path);
+    for a in p.ancestors() {
+        if let (Some(given), Ok(rest)) = (names.get(a), p.strip_prefix(a)) {
+            return if rest.as_os_str().is_empty() {
+                given.display().to_string()
+            } else {
+                given.join(rest).display().to_string()
+            };
         }
     }
-    // Problems go to stderr, so --json output on stdout stays one finding per line.
-    let _ = out;
-    if skip {
-        eprintln!("{path}: {}", &why[5..]);
-    } else {
-        eprintln!("{path}: ERROR {why}");
-    }
-}
-
-fn report(
-    out: &Mutex<std::io::Stdout>,
-    totals: &Mutex<Totals>,
-    args: &Args,
-    engine: &Engine,
-    path: &str,
-    result: Result<ScanReport, ScanError>,
-) {
-    let r = match result {
-        Ok(r) => r,
-        Err(ScanError::TooLarge { size, limit }) => {
-            return report_problem(
-                out,
-                totals,
-                path,
-                &format!("SKIP size limit exceeded ({size} > {limit} bytes)"),
-                false,
-            )
-        }
-        Err(ScanError::NotRegular) => {
-            return report_problem(out, totals, path, "SKIP not a regular file", false)
-        }
-        Err(e) => return report_problem(out, totals, path, &e.to_string(), true),
-    };
-    if let Ok(mut t) = totals.lock() {
-        t.scanned += 1;
-        t.bytes += r.size;
-        if !r.findings.is_empty() {
-            t.infected += 1;
-        }
-    }
-    let Ok(mut o) = out.lock() else { return };
-    if args.json {
-        for f in &r.findings {
-            let line = json!({
-                "path": path, "signature": f.signature, "kind": f.kind, "severity": f.severity,
-                "description": f.description, "sha256": r.sha256, "offset": f.offset,
-                "engine_version": ENGINE_VERSION, "db_version": engine.db_version(),
-            });
-            let _ = writeln!(o, "{line}");
-        }
-    } else if r.findings.is_empty() {
-        if !args.infected {
-            let _ = writeln!(o, "{path}: OK");
-        }
-    } else {
-        for f in &r.findings {
-            let _ = writeln!(o, "{path}: {} FOUND", f.signature);
-        }
-    }
+    path.to_string()
 }

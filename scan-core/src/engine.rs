@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use vigil_format::container::verify;
 use vigil_format::sections::{decode_lines, SourceFiles};
@@ -18,7 +18,7 @@ use crate::error::{EngineError, Limits, ScanError};
 use crate::hashes::{digests, HashTable, Hasher};
 use crate::yara::{YaraRules, YaraScanner};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SigKind {
     Hash,
@@ -26,7 +26,7 @@ pub enum SigKind {
     Yara,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub signature: String,
     pub kind: SigKind,
@@ -258,10 +258,30 @@ impl Scanner<'_> {
             });
         }
         let file = File::open(path)?;
+        self.scan_open_file(&file, limits)
+    }
+
+    /// Scans an open regular file, memory-mapped: a spool the caller wrote (the scan service
+    /// receives streams this way), or a file it opened itself.
+    pub fn scan_open_file(
+        &mut self,
+        file: &File,
+        limits: &Limits,
+    ) -> Result<ScanReport, ScanError> {
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(ScanError::NotRegular);
+        }
+        if meta.len() > limits.max_filesize {
+            return Err(ScanError::TooLarge {
+                size: meta.len(),
+                limit: limits.max_filesize,
+            });
+        }
         if meta.len() == 0 {
             return self.scan_bytes(&[], limits);
         }
-        let map = map_file(&file)?;
+        let map = map_file(file)?;
         self.scan_bytes(&map, limits)
     }
 
@@ -277,6 +297,13 @@ impl Scanner<'_> {
         (&mut reader).take(cap as u64).read_to_end(&mut buf)?;
         if buf.len() < cap {
             return self.scan_bytes(&buf, limits);
+        }
+        if buf.len() as u64 > limits.max_filesize {
+            // Already one byte over: report max + 1 as the longer path does, read no more.
+            return Err(ScanError::TooLarge {
+                size: buf.len() as u64,
+                limit: limits.max_filesize,
+            });
         }
         let mut spool = tempfile::tempfile()?;
         std::io::Write::write_all(&mut spool, &buf)?;

@@ -1,7 +1,9 @@
-//! vigil-scan: scan files with a vigil database, with clamscan's habits.
+//! vigil-scan: scan files with a vigil database, with clamscan's habits; with `--daemon`, ask
+//! the local scan service instead, as clamdscan asks clamd.
 //!
 //! Exit codes, as clamscan documents them: 0 nothing found; 1 something found; 2 an error
-//! occurred (and nothing was found), including a database that fails verification.
+//! occurred (and nothing was found), including a database that fails verification and, with
+//! `--daemon`, a service that cannot be reached.
 
 mod cli;
 

@@ -191,7 +191,9 @@ fn pipeline_then_delta_update_and_hot_swap_in_the_agent() {
             let mut c = ScanClient::connect(&socket).unwrap();
             while !stop.load(Ordering::Relaxed) {
                 let mut found = false;
-                match c.scan(&[eicar.clone()], false, |r| found |= !r.findings.is_empty()) {
+                match c.scan(std::slice::from_ref(&eicar), false, |r| {
+                    found |= !r.findings.is_empty()
+                }) {
                     Ok(_) if found => scans.fetch_add(1, Ordering::Relaxed),
                     _ => failures.fetch_add(1, Ordering::Relaxed),
                 };

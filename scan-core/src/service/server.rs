@@ -1,0 +1,593 @@
+//! The server side: a thread per connection, a few scan threads per request, std only (the
+//! agent runs it on a thread of its own, beside its async updater).
+//!
+//! Why polling accept: the listener is non-blocking and checked every [`ACCEPT_POLL`], so the
+//! agent stops the service by setting one flag from its SIGTERM handler, with no wakeup
+//! connection that could fail (socket removed, directory unreadable) and leave it hanging.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+use std::net::Shutdown;
+use std::ops::ControlFlow;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use super::{
+    ErrorReply, FileResult, Pong, Request, ScanDone, Signatures, VersionInfo, DEFAULT_SOCKET,
+    MAX_REQUEST_LINE, STREAM_PATH,
+};
+use crate::engine::Engine;
+use crate::error::{Limits, ScanError};
+use crate::shared::SharedEngine;
+use crate::walk::{walk, Item};
+use crate::ENGINE_VERSION;
+
+/// How often an idle accept loop looks at the stop flag.
+const ACCEPT_POLL: Duration = Duration::from_millis(100);
+
+/// How long [`serve`] waits, after the stop flag is set, for scans in progress to end.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Streams up to this size are received in memory; longer ones go to a temporary file, so
+/// all connections together hold at most `max_connections` times this.
+const STREAM_MEMORY: u64 = 8 << 20;
+
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Socket path, for [`run`] (which binds it) and for messages.
+    pub socket: PathBuf,
+    /// Mode of the socket file: who may connect (write permission) and so ask for scans.
+    pub socket_mode: u32,
+    /// Scan threads per request, each with its own reused [`crate::Scanner`].
+    pub threads: usize,
+    /// Connections served at once; more get `{"error":"busy"}`.
+    pub max_connections: usize,
+    /// Per-file limits; a request may lower them, never raise them.
+    pub limits: Limits,
+    /// A connection idle this long between requests, or not reading its results, is closed.
+    pub io_timeout: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            socket_mode: 0o660,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_connections: 16,
+            limits: Limits::default(),
+            io_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    // `cause`, not `source`: the message includes it, and a source would print it twice in
+    // an error chain.
+    #[error("scan service socket {}: {cause}", path.display())]
+    Socket { path: PathBuf, cause: io::Error },
+    #[error("scan service socket {}: another service is listening on it", path.display())]
+    InUse { path: PathBuf },
+    #[error("scan service socket {}: a file that is not a socket is in the way; not removing it", path.display())]
+    NotSocket { path: PathBuf },
+    #[error("scan service: {0}")]
+    Listener(io::Error),
+}
+
+/// Creates the listening socket at `path` with `mode`. A socket file left by a service that
+/// died is removed first, but only when it is a socket and nothing answers on it; anything
+/// else at `path` is an error. The socket is bound under a temporary name, given its mode and
+/// renamed into place, so it is never reachable with the umask's looser mode.
+pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, ServiceError> {
+    let err = |cause| ServiceError::Socket {
+        path: path.to_path_buf(),
+        cause,
+    };
+    remove_stale(path)?;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    remove_stale(&tmp)?;
+    let listener = UnixListener::bind(&tmp).map_err(err)?;
+    let placed = fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = placed {
+        let _ = fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    Ok(listener)
+}
+
+fn remove_stale(path: &Path) -> Result<(), ServiceError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(cause) => {
+            return Err(ServiceError::Socket {
+                path: path.to_path_buf(),
+                cause,
+            })
+        }
+    };
+    if !meta.file_type().is_socket() {
+        return Err(ServiceError::NotSocket {
+            path: path.to_path_buf(),
+        });
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(ServiceError::InUse {
+            path: path.to_path_buf(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            fs::remove_file(path).map_err(|cause| ServiceError::Socket {
+                path: path.to_path_buf(),
+                cause,
+            })
+        }
+        Err(cause) => Err(ServiceError::Socket {
+            path: path.to_path_buf(),
+            cause,
+        }),
+    }
+}
+
+/// Binds `cfg.socket` ([`bind`]), serves until `stop` is set ([`serve`]), then removes the
+/// socket file, as clamd does.
+pub fn run(
+    engine: Arc<SharedEngine>,
+    cfg: ServiceConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<(), ServiceError> {
+    let listener = bind(&cfg.socket, cfg.socket_mode)?;
+    let socket = cfg.socket.clone();
+    let result = serve(listener, engine, cfg, stop);
+    let _ = fs::remove_file(&socket);
+    result
+}
+
+struct Shared {
+    engine: Arc<SharedEngine>,
+    cfg: ServiceConfig,
+    stop: Arc<AtomicBool>,
+    active: AtomicUsize,
+    /// Connections in progress, so a stop can wake threads blocked reading them.
+    conns: Mutex<HashMap<u64, UnixStream>>,
+}
+
+/// Ends a connection's bookkeeping however its thread ends (even by a panic).
+struct ConnGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+        self.shared.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Serves connections on `listener` until `stop` is set, then stops accepting, ends scans in
+/// progress (each gets `{"error":"shutting down"}` after its current files), waits up to
+/// a few seconds for them, and returns. Blocking; errors accepting one connection (out of
+/// file descriptors) are waited out, not returned.
+pub fn serve(
+    listener: UnixListener,
+    engine: Arc<SharedEngine>,
+    cfg: ServiceConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<(), ServiceError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(ServiceError::Listener)?;
+    let shared = Arc::new(Shared {
+        engine,
+        cfg,
+        stop,
+        active: AtomicUsize::new(0),
+        conns: Mutex::new(HashMap::new()),
+    });
+    let next_id = AtomicU64::new(0);
+    while !shared.stop.load(Ordering::SeqCst) {
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // WouldBlock: nobody waiting. Anything else (EMFILE, ECONNABORTED) passes too.
+            Err(_) => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+        };
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_write_timeout(Some(shared.cfg.io_timeout));
+        if shared.active.load(Ordering::SeqCst) >= shared.cfg.max_connections.max(1) {
+            refuse(stream, "busy");
+            continue;
+        }
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let Ok(handle) = stream.try_clone() else {
+            refuse(stream, "busy");
+            continue;
+        };
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        shared
+            .conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, handle);
+        let conn_shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("vigil-scan-conn".into())
+            .spawn(move || {
+                let guard = ConnGuard {
+                    shared: &conn_shared,
+                    id,
+                };
+                handle_connection(stream, guard.shared);
+            });
+        if spawned.is_err() {
+            // The closure (and the stream) were dropped unrun: undo the bookkeeping.
+            drop(ConnGuard {
+                shared: &shared,
+                id,
+            });
+        }
+    }
+    // Stopping: wake connections waiting for a request line, let scans finish their files.
+    for c in shared
+        .conns
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+    {
+        let _ = c.shutdown(Shutdown::Read);
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for c in shared
+        .conns
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+    {
+        let _ = c.shutdown(Shutdown::Both);
+    }
+    Ok(())
+}
+
+fn refuse(mut stream: UnixStream, why: &str) {
+    if let Ok(mut line) = serde_json::to_vec(&ErrorReply { error: why.into() }) {
+        line.push(b'\n');
+        let _ = stream.write_all(&line);
+    }
+}
+
+/// The write side of a connection, shared by a request's scan threads: one line per write.
+struct Out(Mutex<UnixStream>);
+
+impl Out {
+    fn send<T: Serialize>(&self, msg: &T) -> io::Result<()> {
+        let mut line = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write_all(&line)
+    }
+
+    fn error(&self, why: impl Into<String>) -> io::Result<()> {
+        self.send(&ErrorReply { error: why.into() })
+    }
+}
+
+/// Why a request ended its connection: the client is gone or the byte stream is out of step.
+struct Close;
+
+impl From<io::Error> for Close {
+    fn from(_: io::Error) -> Self {
+        Close
+    }
+}
+
+enum Line {
+    Request(Vec<u8>),
+    TooLong,
+    End,
+}
+
+/// Reads one request line, never more than [`MAX_REQUEST_LINE`] bytes of it.
+fn read_line(reader: &mut impl BufRead) -> io::Result<Line> {
+    let mut buf = Vec::new();
+    reader
+        .take(MAX_REQUEST_LINE as u64 + 1)
+        .read_until(b'\n', &mut buf)?;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_REQUEST_LINE {
+        return Ok(Line::TooLong);
+    } else if buf.is_empty() {
+        return Ok(Line::End);
+    }
+    Ok(Line::Request(buf))
+}
+
+fn handle_connection(stream: UnixStream, shared: &Shared) {
+    let _ = stream.set_read_timeout(Some(shared.cfg.io_timeout));
+    let Ok(write) = stream.try_clone() else {
+        return;
+    };
+    let out = Out(Mutex::new(write));
+    let mut reader = BufReader::new(stream);
+    while !shared.stop.load(Ordering::SeqCst) {
+        let line = match read_line(&mut reader) {
+            Ok(Line::Request(l)) => l,
+            Ok(Line::TooLong) => {
+                let _ = out.error(format!("request line longer than {MAX_REQUEST_LINE} bytes"));
+                return;
+            }
+            Ok(Line::End) | Err(_) => return,
+        };
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let handled = match serde_json::from_slice::<Request>(&line) {
+            Ok(req) => handle_request(req, &mut reader, &out, shared),
+            Err(e) => out.error(format!("bad request: {e}")).map_err(Close::from),
+        };
+        if handled.is_err() {
+            return;
+        }
+    }
+}
+
+fn handle_request(
+    req: Request,
+    reader: &mut BufReader<UnixStream>,
+    out: &Out,
+    shared: &Shared,
+) -> Result<(), Close> {
+    match req {
+        Request::Ping => out.send(&Pong { pong: true })?,
+        Request::Version => {
+            let engine = shared.engine.current();
+            let limits = shared.cfg.limits;
+            out.send(&VersionInfo {
+                engine_version: ENGINE_VERSION.into(),
+                db_version: engine.db_version(),
+                db_sha256: hex::encode(engine.db_sha256()),
+                signatures: Signatures::of(&engine),
+                max_filesize: limits.max_filesize,
+                timeout_secs: limits.timeout.map(|t| t.as_secs()),
+            })?;
+        }
+        Request::Scan {
+            paths,
+            recursive,
+            exclude,
+            max_filesize,
+            timeout_secs,
+        } => {
+            if let Some(p) = paths.iter().find(|p| !p.is_absolute()) {
+                out.error(format!("paths must be absolute: {}", p.display()))?;
+                return Ok(());
+            }
+            let limits = lower(shared.cfg.limits, max_filesize, timeout_secs);
+            // One engine for the whole request: every result comes from one database.
+            let engine = shared.engine.current();
+            scan(&engine, &paths, recursive, &exclude, &limits, out, shared)?;
+        }
+        Request::Stream {
+            len,
+            max_filesize,
+            timeout_secs,
+        } => {
+            let limits = lower(shared.cfg.limits, max_filesize, timeout_secs);
+            let engine = shared.engine.current();
+            stream(&engine, len, &limits, reader, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The service's limits, lowered (never raised) by a request's.
+fn lower(base: Limits, max_filesize: Option<u64>, timeout_secs: Option<u64>) -> Limits {
+    let asked = timeout_secs.filter(|&t| t > 0).map(Duration::from_secs);
+    Limits {
+        max_filesize: max_filesize.map_or(base.max_filesize, |m| m.min(base.max_filesize)),
+        timeout: match (base.timeout, asked) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
+    }
+}
+
+fn scan(
+    engine: &Engine,
+    paths: &[PathBuf],
+    recursive: bool,
+    exclude: &[PathBuf],
+    limits: &Limits,
+    out: &Out,
+    shared: &Shared,
+) -> Result<(), Close> {
+    let threads = shared.cfg.threads.max(1);
+    let db_version = engine.db_version();
+    let totals = Mutex::new(ScanDone::new(engine));
+    // Set when the client stops reading: the walk ends and queued files are dropped.
+    let gone = AtomicBool::new(false);
+    let halted = || gone.load(Ordering::SeqCst) || shared.stop.load(Ordering::SeqCst);
+    let deliver = |r: FileResult| {
+        totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .count(&r);
+        if out.send(&r).is_err() {
+            gone.store(true, Ordering::SeqCst);
+        }
+    };
+    let (tx, rx) = mpsc::sync_channel::<PathBuf>(threads * 4);
+    let rx = Mutex::new(rx);
+    std::thread::scope(|s| {
+        let mut workers = 0;
+        let mut queued = 0;
+        let mut emit = |item: Item| {
+            if halted() {
+                return ControlFlow::Break(());
+            }
+            match item {
+                Item::File(path) => {
+                    // Start scan threads as files arrive: a one-file request pays for one
+                    // scanner, not `threads` of them.
+                    if workers < threads && queued >= workers {
+                        let (rx, deliver, halted) = (&rx, &deliver, &halted);
+                        let spawned = std::thread::Builder::new()
+                            .name("vigil-scan-worker".into())
+                            .spawn_scoped(s, move || worker(engine, limits, rx, deliver, halted));
+                        if spawned.is_ok() {
+                            workers += 1;
+                        } else if workers == 0 {
+                            deliver(FileResult::from_scan(
+                                path.to_string_lossy().into_owned(),
+                                db_version,
+                                Err(ScanError::Io(io::Error::other(
+                                    "cannot start a scan thread",
+                                ))),
+                            ));
+                            return ControlFlow::Continue(());
+                        }
+                    }
+                    queued += 1;
+                    if tx.send(path).is_err() {
+                        return ControlFlow::Break(());
+                    }
+                }
+                Item::Problem(path, why) => deliver(FileResult::problem(
+                    path.to_string_lossy().into_owned(),
+                    db_version,
+                    &why,
+                )),
+            }
+            ControlFlow::Continue(())
+        };
+        for p in paths {
+            if walk(p, recursive, exclude, &mut emit).is_break() {
+                break;
+            }
+        }
+        drop(tx);
+    });
+    if shared.stop.load(Ordering::SeqCst) {
+        let _ = out.error("shutting down");
+        return Err(Close);
+    }
+    if gone.load(Ordering::SeqCst) {
+        return Err(Close);
+    }
+    let done = totals.into_inner().unwrap_or_else(PoisonError::into_inner);
+    out.send(&done)?;
+    Ok(())
+}
+
+fn worker(
+    engine: &Engine,
+    limits: &Limits,
+    rx: &Mutex<mpsc::Receiver<PathBuf>>,
+    deliver: &(dyn Fn(FileResult) + Sync),
+    halted: &(dyn Fn() -> bool + Sync),
+) {
+    let mut scanner = engine.scanner();
+    loop {
+        let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(path) = next else { return };
+        // Once halted, keep receiving (so the walk never blocks on a full queue) but scan
+        // nothing more.
+        if halted() {
+            continue;
+        }
+        let result = scanner.scan_file(&path, limits);
+        deliver(FileResult::from_scan(
+            path.to_string_lossy().into_owned(),
+            engine.db_version(),
+            result,
+        ));
+    }
+}
+
+fn stream(
+    engine: &Engine,
+    len: u64,
+    limits: &Limits,
+    reader: &mut BufReader<UnixStream>,
+    out: &Out,
+) -> Result<(), Close> {
+    let done = ScanDone::new(engine);
+    let db_version = engine.db_version();
+    let reply = |r: FileResult, mut done: ScanDone| -> io::Result<()> {
+        done.count(&r);
+        out.send(&r)?;
+        out.send(&done)
+    };
+    if len > limits.max_filesize {
+        let r = FileResult::from_scan(
+            STREAM_PATH.into(),
+            db_version,
+            Err(ScanError::TooLarge {
+                size: len,
+                limit: limits.max_filesize,
+            }),
+        );
+        let _ = reply(r, done);
+        // The bytes that follow are not read, so the connection cannot go on.
+        return Err(Close);
+    }
+    let mut scanner = engine.scanner();
+    let mut body = reader.take(len);
+    let result = if len <= STREAM_MEMORY {
+        let mut buf = Vec::new();
+        if let Err(e) = body.read_to_end(&mut buf) {
+            let _ = out.error(format!("receiving stream: {e}"));
+            return Err(Close);
+        }
+        if (buf.len() as u64) < len {
+            let _ = out.error(format!("stream ended after {} of {len} bytes", buf.len()));
+            return Err(Close);
+        }
+        scanner.scan_bytes(&buf, limits)
+    } else {
+        let spool = tempfile::tempfile().and_then(|mut f| {
+            let n = io::copy(&mut body, &mut f)?;
+            f.rewind()?;
+            Ok((f, n))
+        });
+        match spool {
+            Ok((f, n)) if n == len => scanner.scan_open_file(&f, limits),
+            Ok((_, n)) => {
+                let _ = out.error(format!("stream ended after {n} of {len} bytes"));
+                return Err(Close);
+            }
+            Err(e) => {
+                let _ = out.error(format!("receiving stream: {e}"));
+                return Err(Close);
+            }
+        }
+    };
+    let r = FileResult::from_scan(STREAM_PATH.into(), db_version, result);
+    reply(r, done)?;
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! The file walk shared by `vigil-scan`, the scan service and the agent's scheduled scans.
+//!
+//! It hands out regular files one at a time, in a stable order (children sorted), and reports
+//! what it cannot scan instead of stopping: a broken or looping symlink, an unreadable
+//! directory, a vanished file ([`Item::Problem`] with the error), a FIFO, socket or device
+//! ([`Item::Problem`] with [`SKIP_NOT_REGULAR`]). Symlinked directories are followed only when
+//! named at the top, never below it, so a link cannot send the walk round in a loop or out of
+//! the tree; symlinked files are scanned. Excluded prefixes are skipped silently, as clamd's
+//! `ExcludePath` does. The caller can stop the walk at any item (a client hung up, SIGTERM).
+
+use std::fs;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+/// The reason given for special files. It starts with `SKIP `: such files count as skipped,
+/// not as errors, and `vigil-scan` prints the text after the prefix.
+pub const SKIP_NOT_REGULAR: &str = "SKIP not a regular file";
+
+/// One thing the walk found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// A regular file (or a symlink to one) to scan.
+    File(PathBuf),
+    /// A path that cannot be scanned, and why: an I/O error, or a reason starting with `SKIP `.
+    Problem(PathBuf, String),
+}
+
+/// Walks `path`, calling `emit` for every file and every problem; a `Break` from `emit` stops
+/// the walk and is returned. A directory named as `path` is always listed; its subdirectories
+/// only when `recursive`. Paths equal to or below an entry of `exclude` (compared component by
+/// component, so `/proc` excludes `/proc/1` but not `/procfs`) are neither emitted nor entered.
+pub fn walk(
+    path: &Path,
+    recursive: bool,
+    exclude: &[PathBuf],
+    emit: &mut dyn FnMut(Item) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    walk_at(path, recursive, true, exclude, emit)
+}
+
+fn walk_at(
+    path: &Path,
+    recursive: bool,
+    top: bool,
+    exclude: &[PathBuf],
+    emit: &mut dyn FnMut(Item) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    if exclude.iter().any(|e| path.starts_with(e)) {
+        return ControlFlow::Continue(());
+    }
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return emit(Item::Problem(path.to_path_buf(), e.to_string())),
+    };
+    if meta.is_dir() {
+        if !top && !recursive {
+            return ControlFlow::Continue(());
+        }
+        if !top && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return ControlFlow::Continue(());
+        }
+        let entries = match fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) => return emit(Item::Problem(path.to_path_buf(), e.to_string())),
+        };
+        let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        children.sort();
+        for c in children {
+            walk_at(&c, recursive, false, exclude, emit)?;
+        }
+        ControlFlow::Continue(())
+    } else if meta.is_file() {
+        emit(Item::File(path.to_path_buf()))
+    } else {
+        emit(Item::Problem(path.to_path_buf(), SKIP_NOT_REGULAR.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(path: &Path, recursive: bool, exclude: &[PathBuf]) -> Vec<Item> {
+        let mut out = Vec::new();
+        let _ = walk(path, recursive, exclude, &mut |i| {
+            out.push(i);
+            ControlFlow::Continue(())
+        });
+        out
+    }
+
+    #[test]
+    fn order_recursion_links_exclusion_and_stop() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let d = t.path();
+        fs::create_dir_all(d.join("b/deep")).expect("mkdir");
+        fs::create_dir_all(d.join("skip/inner")).expect("mkdir");
+        fs::create_dir_all(d.join("skipped")).expect("mkdir");
+        for f in [
+            "c",
+            "a",
+            "b/x",
+            "b/deep/y",
+            "skip/z",
+            "skip/inner/w",
+            "skipped/v",
+        ] {
+            fs::write(d.join(f), f).expect("write");
+        }
+        std::os::unix::fs::symlink(d, d.join("b/up")).expect("symlink");
+        std::os::unix::fs::symlink("nowhere", d.join("dangling")).expect("symlink");
+
+        let files = |items: &[Item]| -> Vec<String> {
+            items
+                .iter()
+                .filter_map(|i| match i {
+                    Item::File(p) => {
+                        Some(p.strip_prefix(d).expect("under root").display().to_string())
+                    }
+                    Item::Problem(..) => None,
+                })
+                .collect()
+        };
+        let all = collect(d, true, &[]);
+        assert_eq!(
+            files(&all),
+            [
+                "a",
+                "b/deep/y",
+                "b/x",
+                "c",
+                "skip/inner/w",
+                "skip/z",
+                "skipped/v"
+            ]
+        );
+        let problems: Vec<&Item> = all
+            .iter()
+            .filter(|i| matches!(i, Item::Problem(..)))
+            .collect();
+        assert!(
+            matches!(problems[..], [Item::Problem(p, _)] if p.ends_with("dangling")),
+            "{all:?}"
+        );
+        assert_eq!(files(&collect(d, false, &[])), ["a", "c"]);
+        // Component-wise prefixes: `skip` does not exclude `skipped`.
+        let ex = collect(d, true, &[d.join("skip"), d.join("b/deep")]);
+        assert_eq!(files(&ex), ["a", "b/x", "c", "skipped/v"]);
+        assert!(collect(d, true, &[d.to_path_buf()]).is_empty());
+        // A symlinked directory named at the top is followed.
+        assert_eq!(
+            files(&collect(&d.join("b/up"), false, &[])),
+            ["b/up/a", "b/up/c"]
+        );
+
+        let mut seen = 0;
+        let flow = walk(d, true, &[], &mut |_| {
+            seen += 1;
+            if seen == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!((flow, seen), (ControlFlow::Break(()), 3));
+    }
+}
