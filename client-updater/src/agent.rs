@@ -71,7 +71,10 @@ pub async fn run(config_path: PathBuf, mut cfg: Config) -> Result<u8, UpdateErro
             .map_err(|e| UpdateError::Other(format!("starting the scan service: {e}")))?
     };
     let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let mut next_check = tokio::time::Instant::now() + jittered(cfg.check_interval());
+    // Check soon after start, as freshclam's daemon does, but spread over half a minute so a
+    // fleet rebooted together does not arrive together.
+    let mut next_check = tokio::time::Instant::now()
+        + jittered(Duration::from_secs(15)).mul_f64(2.0 * random_unit());
     let mut next_scans = next_fire_times(&cfg);
     let code = loop {
         let next_scan = next_scans
@@ -166,13 +169,18 @@ fn limits(cfg: &Config) -> Limits {
 
 /// ±10%, so a fleet started together does not check together.
 fn jittered(d: Duration) -> Duration {
-    let mut b = [0u8; 1];
+    d.mul_f64(0.9 + 0.2 * random_unit())
+}
+
+/// Uniform in [0, 1].
+fn random_unit() -> f64 {
+    let mut b = [0u8; 2];
     let r = if getrandom::fill(&mut b).is_ok() {
-        b[0]
+        u16::from_le_bytes(b)
     } else {
-        128
+        u16::MAX / 2
     };
-    d.mul_f64(0.9 + 0.2 * f64::from(r) / 255.0)
+    f64::from(r) / f64::from(u16::MAX)
 }
 
 /// Loads the installed database (or last-known-good) into an engine, off the async workers.
