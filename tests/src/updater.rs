@@ -243,8 +243,9 @@ impl Client {
 
     pub fn write_config(&self, repo: &Repo, mirrors: &[&str], extra: &str) {
         let list: Vec<String> = mirrors.iter().map(|m| format!("{m:?}")).collect();
+        // `extra` goes before the default [network] table, so top-level keys stay top-level.
         let text = format!(
-            "mirrors = [{}]\ndatabase_dir = {:?}\ntrusted_root = {:?}\npubkeys = [{:?}]\n{}\n{extra}\n",
+            "mirrors = [{}]\ndatabase_dir = {:?}\ntrusted_root = {:?}\npubkeys = [{:?}]\n{extra}\n{}\n",
             list.join(", "),
             self.db_dir.display().to_string(),
             repo.root_json().display().to_string(),

@@ -395,3 +395,42 @@ fn offline_mirror_is_resumable_and_serves_clients_like_the_origin() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(fresh.active().unwrap(), v3);
 }
+
+#[test]
+fn private_feed_is_reached_with_the_token_and_refused_without() {
+    let repo = Repo::new();
+    let v1 = repo.publish(1);
+    let tokens = repo.tmp.path().join("tokens");
+    let hash = vigil_tests::updater::sha256_hex(b"feed-token-0123");
+    std::fs::write(&tokens, format!("{hash}\n")).unwrap();
+    let port = vigil_tests::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _server = ChildGuard(
+        Command::new(bin("vigil-server"))
+            .args(["--repo", &repo.dir.display().to_string(), "--listen", &addr])
+            .args(["--tokens", &tokens.display().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    vigil_tests::wait_for_port(&addr, 20);
+    let url = format!("http://{addr}/");
+    let without = Client::new(&repo.tmp.path().join("anonymous"), &repo, &[&url], "");
+    let r = without.update();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("HTTP 401"), "{}", r.stderr);
+    assert!(without.active().is_none());
+
+    let token_file = repo.tmp.path().join("token");
+    std::fs::write(&token_file, "feed-token-0123\n").unwrap();
+    let with = Client::new(
+        &repo.tmp.path().join("customer"),
+        &repo,
+        &[&url],
+        &format!("token_file = {:?}", token_file.display().to_string()),
+    );
+    let r = with.update();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(with.active().unwrap(), v1);
+}
