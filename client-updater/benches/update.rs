@@ -19,9 +19,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
@@ -29,6 +31,8 @@ use vigil_client_updater::install::{eicar, ACTIVE, LAST_KNOWN_GOOD};
 use vigil_client_updater::update::load_keys;
 use vigil_client_updater::{update, Config, Options, Outcome};
 use vigil_compiler::{build, sources, BuildOptions};
+use vigil_format::container::Parsed;
+use vigil_format::delta::Delta;
 use vigil_format::{PublicKey, SecretKey};
 use vigil_scan_core::service::{bind, serve, Client, ServiceConfig, Status};
 use vigil_scan_core::{Engine, Limits, SharedEngine};
@@ -210,6 +214,59 @@ impl Updater {
             as_intended: u64::from(by_delta != full),
         }
     }
+}
+
+/// The newest timestamp, snapshot and targets metadata in a directory repository: what a
+/// client downloads on each update, and the number of targets listed.
+fn metadata_sizes(repo: &Path) -> String {
+    let dir = repo.join("metadata");
+    let newest = |suffix: &str| -> Option<PathBuf> {
+        fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let n: u64 = name.strip_suffix(suffix)?.parse().ok()?;
+                Some((n, e.path()))
+            })
+            .max_by_key(|(n, _)| *n)
+            .map(|(_, p)| p)
+    };
+    let len = |p: Option<PathBuf>| p.and_then(|p| fs::metadata(p).ok()).map_or(0, |m| m.len());
+    let targets = newest(".targets.json");
+    let listed = targets
+        .as_ref()
+        .and_then(|p| fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["signed"]["targets"].as_object().map(|t| t.len()))
+        .unwrap_or(0);
+    format!(
+        "timestamp {}, snapshot {}, targets {} ({listed} targets listed)",
+        size(len(Some(dir.join("timestamp.json")))),
+        size(len(newest(".snapshot.json"))),
+        size(len(targets)),
+    )
+}
+
+/// What `Delta::apply` costs the client for `old` → `new` (the updater's step before
+/// verifying the result), and the expanded size it patches.
+fn apply_cost(old: &[u8], new: &[u8]) -> (Duration, u64) {
+    let delta = Delta::create(old, new).expect("delta");
+    let mut times: Vec<Duration> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let out = Delta::apply(old, &delta).expect("apply");
+            let time = t.elapsed();
+            assert_eq!(out, new, "the delta rebuilds the new database");
+            time
+        })
+        .collect();
+    times.sort();
+    let expanded = Parsed::parse(old)
+        .and_then(|p| p.expand())
+        .expect("expand")
+        .len();
+    (times[1], expanded as u64)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,7 +511,6 @@ fn reset_peak() -> bool {
 struct SwapBench {
     files_per_request: usize,
     clients: usize,
-    cold_load: Duration,
     warm_load: Duration,
     quiet: Phase,
     swapping: Phase,
@@ -463,35 +519,31 @@ struct SwapBench {
     steady: u64,
     engine: u64,
     peak: u64,
+    /// RSS once the swaps are over.
+    after: u64,
+    /// Most engines alive at once during the swaps (at a load).
+    max_alive: usize,
+    peak_one: u64,
     peak_cold: u64,
     peak_reset: bool,
+    cache_file: u64,
 }
 
-fn swap_bench(v1: &[u8], v2: &[u8], keys: &[PublicKey], secs: u64, swaps: u64) -> SwapBench {
+/// Rows 3 and 4, in a process of their own (see [`swap_rows`]). The compiled-rule cache in
+/// `cache` is warm, as it is after the updater's smoke test, so every load here is a warm one
+/// but the last, which compiles as an update's load does.
+fn swap_bench(v1: &[u8], v2: &[u8], keys: &[PublicKey], cache: &Path) -> SwapBench {
+    let secs = knob("VIGIL_BENCH_SCAN_SECS", 10);
+    let swaps = knob("VIGIL_BENCH_SWAPS", 100);
     let tmp = tempfile::tempdir().expect("tempdir");
-    // The engine trusts a compiled-rule cache only in a private directory (tempdir is 0700).
-    let cache = tmp.path().to_path_buf();
     let files = tmp.path().join("files");
     let files_per_request = scan_corpus(&files);
-    let load = |db: &[u8]| Engine::load_with_cache(db, keys, Some(&cache)).expect("load");
-
-    // Cold loads fill the cache, as the updater's smoke test does before the agent swaps.
-    eprintln!("compiling both databases (cold loads) …");
-    let t = Instant::now();
-    let mut expect = BTreeMap::new();
-    for (v, db) in [(1, v1), (2, v2)] {
-        let e = load(db);
-        expect.insert(v, verdicts(&e, &files));
-    }
-    let cold_load = t.elapsed() / 2;
-    let expect = Arc::new(expect);
-    assert_ne!(
-        expect[&1], expect[&2],
-        "the second database finds new-rule.txt"
-    );
+    let load = |db: &[u8]| Engine::load_with_cache(db, keys, Some(cache)).expect("load");
 
     let rss_none = proc_status("VmRSS");
-    let shared = Arc::new(SharedEngine::new(load(v1)));
+    let first = load(v1);
+    let mut expect = BTreeMap::from([(1, verdicts(&first, &files))]);
+    let shared = Arc::new(SharedEngine::new(first));
     let socket = tmp.path().join("vigil.sock");
     let listener = bind(&socket, 0o600).expect("binding the scan socket");
     let stop = Arc::new(AtomicBool::new(false));
@@ -509,7 +561,7 @@ fn swap_bench(v1: &[u8], v2: &[u8], keys: &[PublicKey], secs: u64, swaps: u64) -
 
     eprintln!("scanning without swaps for {secs} s …");
     let peak_reset = reset_peak();
-    let quiet = scan_phase(&socket, &files, &expect, clients, |_| {
+    let quiet = scan_phase(&socket, &files, &Arc::new(expect.clone()), clients, |_| {
         std::thread::sleep(Duration::from_secs(secs));
     });
     let steady = if peak_reset {
@@ -517,13 +569,27 @@ fn swap_bench(v1: &[u8], v2: &[u8], keys: &[PublicKey], secs: u64, swaps: u64) -
     } else {
         proc_status("VmRSS")
     };
+    // One swap alone, as an update does it: the second engine is loaded beside the first (its
+    // size is the RSS growth), swapped in, and the first freed (no scan is in progress).
+    reset_peak();
+    let before = proc_status("VmRSS");
     let second = load(v2);
-    let engine = proc_status("VmRSS").saturating_sub(steady);
-    drop(second);
+    let engine = proc_status("VmRSS").saturating_sub(before);
+    drop(shared.swap(second));
+    let peak_one = proc_status("VmHWM");
+    expect.insert(2, verdicts(&shared.current(), &files));
+    assert_ne!(
+        expect[&1], expect[&2],
+        "the second database finds new-rule.txt"
+    );
+    let expect = Arc::new(expect);
 
     eprintln!("scanning during {swaps} hot swaps …");
     reset_peak();
     let mut warm = Duration::ZERO;
+    // Engines swapped out but still held by a scan in progress.
+    let mut retired: Vec<Weak<Engine>> = Vec::new();
+    let mut max_alive = 1;
     let swapping = scan_phase(&socket, &files, &expect, clients, |c| {
         for i in 0..swaps {
             // Every engine serves at least one request.
@@ -532,19 +598,32 @@ fn swap_bench(v1: &[u8], v2: &[u8], keys: &[PublicKey], secs: u64, swaps: u64) -
             while c.requests.load(Ordering::SeqCst) == before && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }
+            retired.retain(|w| w.strong_count() > 0);
+            // The current engine, the retired ones still scanning, and the one being loaded.
+            max_alive = max_alive.max(retired.len() + 2);
             let t = Instant::now();
-            let next = load(if i % 2 == 0 { v2 } else { v1 });
+            let next = load(if i % 2 == 0 { v1 } else { v2 });
             warm += t.elapsed();
-            drop(shared.swap(next));
+            retired.push(Arc::downgrade(&shared.swap(next)));
         }
     });
     let peak = proc_status("VmHWM");
+    let after = proc_status("VmRSS");
 
     // What a real update costs at its peak: the new database compiled (not cached), then swapped.
     reset_peak();
-    let next = Engine::load(v2, keys).expect("load");
+    let next = Engine::load(v1, keys).expect("load");
     drop(shared.swap(next));
     let peak_cold = proc_status("VmHWM");
+    let cache_file = fs::read_dir(cache)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
 
     stop.store(true, Ordering::SeqCst);
     service
@@ -554,7 +633,6 @@ fn swap_bench(v1: &[u8], v2: &[u8], keys: &[PublicKey], secs: u64, swaps: u64) -
     SwapBench {
         files_per_request,
         clients,
-        cold_load,
         warm_load: warm / u32::try_from(swaps.max(1)).unwrap_or(u32::MAX),
         quiet,
         swapping,
@@ -563,8 +641,158 @@ fn swap_bench(v1: &[u8], v2: &[u8], keys: &[PublicKey], secs: u64, swaps: u64) -
         steady,
         engine,
         peak,
+        after,
+        max_alive,
+        peak_one,
         peak_cold,
         peak_reset,
+        cache_file,
+    }
+}
+
+/// Set in the child process that runs rows 3 and 4: the directory with v1.vdb, v2.vdb,
+/// vigil.pub and the warm cache.
+const CHILD_DIR: &str = "VIGIL_BENCH_SWAP_DIR";
+/// The cold load time the parent measured, for the child's row.
+const CHILD_COLD_MS: &str = "VIGIL_BENCH_COLD_MS";
+
+/// Rows 3 and 4 run in a fresh process: this one's heap still holds what the import, the
+/// builds and the cold compiles freed, and an engine loaded into that space would seem to cost
+/// almost nothing. The cache is filled here, so the child only loads warm. Returns the child's
+/// table rows and notes.
+fn swap_rows(v1: &[u8], v2: &[u8], key: &SecretKey) -> (Vec<String>, Vec<String>) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The engine trusts a compiled-rule cache only in a private directory (tempdir is 0700).
+    let cache = tmp.path().join("cache");
+    fs::create_dir(&cache).expect("mkdir");
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o700)).expect("chmod");
+    eprintln!("compiling both databases (cold loads) …");
+    let t = Instant::now();
+    for db in [v1, v2] {
+        drop(Engine::load_with_cache(db, &[key.public()], Some(&cache)).expect("load"));
+    }
+    let cold = t.elapsed() / 2;
+    fs::write(tmp.path().join("v1.vdb"), v1).expect("write");
+    fs::write(tmp.path().join("v2.vdb"), v2).expect("write");
+    fs::write(tmp.path().join("vigil.pub"), key.public().to_text()).expect("write");
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new(exe)
+        .env(CHILD_DIR, tmp.path())
+        .env(CHILD_COLD_MS, cold.as_millis().to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running the swap bench");
+    assert!(
+        out.status.success(),
+        "the swap bench failed: {}",
+        out.status
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (rows, notes) = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .partition(|l| l.starts_with('|'));
+    (rows, notes)
+}
+
+/// The child: prints rows 3 and 4, then notes.
+fn swap_child(dir: &Path) {
+    let read = |name: &str| fs::read(dir.join(name)).expect("reading the databases");
+    let (v1, v2) = (read("v1.vdb"), read("v2.vdb"));
+    let key = PublicKey::parse(&String::from_utf8_lossy(&read("vigil.pub"))).expect("key");
+    let cold = Duration::from_millis(knob(CHILD_COLD_MS, 0));
+    let sw = swap_bench(&v1, &v2, &[key], &dir.join("cache"));
+    let (q, s) = (&sw.quiet, &sw.swapping);
+    row(&[
+        &format!(
+            "3. files scanned/s via the scan service ({} client threads, {} files a request)",
+            sw.clients, sw.files_per_request
+        ),
+        &format!(
+            "{:.0} ({} swaps in {})",
+            s.files_per_sec(),
+            sw.swaps,
+            secs(s.elapsed)
+        ),
+        &format!("{:.0} ({})", q.files_per_sec(), secs(q.elapsed)),
+        "",
+        "",
+    ]);
+    row(&[
+        "3. scan requests answered (database versions seen)",
+        &format!("{} ({:?})", s.requests, s.versions),
+        &format!("{} ({:?})", q.requests, q.versions),
+        "",
+        "",
+    ]);
+    row(&[
+        "3. failed scans (error, wrong or mixed verdict, failed request)",
+        &s.failed.to_string(),
+        &q.failed.to_string(),
+        "0",
+        yes(s.failed == 0 && q.failed == 0),
+    ]);
+    row(&[
+        &format!(
+            "3. engine load: warm (compiled-rule cache, {}) per swap / cold",
+            size(sw.cache_file)
+        ),
+        &secs(sw.warm_load),
+        &secs(cold),
+        "",
+        "",
+    ]);
+    let hwm = if sw.peak_reset {
+        "VmHWM"
+    } else {
+        "VmHWM, not reset: clear_refs refused"
+    };
+    row(&[
+        "4. RSS: fresh process, no engine / steady, one engine (peak of the no-swap phase)",
+        &mib(sw.rss_none),
+        &mib(sw.steady),
+        "",
+        "",
+    ]);
+    row(&[
+        "4. one engine (RSS growth from loading a second, warm)",
+        &mib(sw.engine),
+        "",
+        "",
+        "",
+    ]);
+    let limit = sw.steady as f64 * 1.2 + sw.engine as f64;
+    row(&[
+        &format!(
+            "4. peak RSS during {} back-to-back swaps ({hwm}; up to {} engines alive; RSS after: {})",
+            sw.swaps,
+            sw.max_alive,
+            mib(sw.after)
+        ),
+        &mib(sw.peak),
+        &format!("limit {}", mib(limit as u64)),
+        "≤ 1.2 × steady + engine",
+        yes(sw.peak as f64 <= limit),
+    ]);
+    row(&[
+        "4. peak RSS, one warm swap alone, before the others (no older engine still scanning)",
+        &mib(sw.peak_one),
+        &format!("limit {}", mib(limit as u64)),
+        "≤ 1.2 × steady + engine",
+        yes(sw.peak_one as f64 <= limit),
+    ]);
+    row(&[
+        "4. peak RSS, one swap after a cold compile (an update's load), after the others",
+        &mib(sw.peak_cold),
+        &format!("limit {}", mib(limit as u64)),
+        "(for information)",
+        yes(sw.peak_cold as f64 <= limit),
+    ]);
+    for (name, p) in [("no swaps", q), ("swaps", s)] {
+        if let Some(f) = &p.first_failure {
+            println!("First failure ({name}): {f}");
+        }
     }
 }
 
@@ -632,10 +860,12 @@ fn update_rows(what: &str, delta: &Cost, full: &Cost) {
 }
 
 fn main() {
+    if let Some(dir) = std::env::var_os(CHILD_DIR) {
+        swap_child(Path::new(&dir));
+        return;
+    }
     let started = Instant::now();
     let days = knob("VIGIL_BENCH_DAYS", 30);
-    let swaps = knob("VIGIL_BENCH_SWAPS", 100);
-    let scan_secs = knob("VIGIL_BENCH_SCAN_SECS", 10);
 
     let set = rule_set();
     let repo = Repo::new();
@@ -647,8 +877,7 @@ fn main() {
     let added = change(&set.dir, 2);
     let (v2, _) = build_db(&set.dir, key, 2);
 
-    // Rows 3 and 4 first, while this process has run nothing but the builds.
-    let sw = swap_bench(&v1, &v2, &[key.public()], scan_secs, swaps);
+    let (swap_rows, swap_notes) = swap_rows(&v1, &v2, key);
 
     // Rows 1 and 2: a client updating by delta, and one that downloads in full.
     let server = vigil_server(&repo.dir);
@@ -668,6 +897,7 @@ fn main() {
     repo.publish_db(&v2);
     let one_delta = delta_client.update(&rt, false);
     let one_full = full_client.update(&rt, true);
+    let (apply_time, expanded) = apply_cost(&v1, &v2);
 
     let series = set.community.then(|| {
         let (mut d_total, mut f_total) = (Cost::default(), Cost::default());
@@ -677,8 +907,16 @@ fn main() {
             let what = change(&set.dir, v);
             let (db, _) = build_db(&set.dir, key, v);
             repo.publish_db(&db);
-            let d = delta_client.update(&rt, false);
-            let f = full_client.update(&rt, true);
+            // Alternate which client goes first, so neither gains from the other's warm caches.
+            let (d, f) = if v % 2 == 0 {
+                let f = full_client.update(&rt, true);
+                (delta_client.update(&rt, false), f)
+            } else {
+                (
+                    delta_client.update(&rt, false),
+                    full_client.update(&rt, true),
+                )
+            };
             eprintln!(
                 "day {:>2}: one rule {what:<8} delta {} + {} metadata in {}; full {} in {}",
                 v - 2,
@@ -696,6 +934,7 @@ fn main() {
         (d_total, f_total, max_meta, last)
     });
     drop(server);
+    let metadata_files = metadata_sizes(&repo.dir);
 
     println!();
     println!(
@@ -718,6 +957,16 @@ fn main() {
         &one_delta,
         &one_full,
     );
+    row(&[
+        &format!(
+            "1. of which applying the delta (expand {} → patch → recompress, median of 3)",
+            size(expanded)
+        ),
+        &secs(apply_time),
+        "",
+        "",
+        "",
+    ]);
     match &series {
         Some((d, f, max_meta, last)) => {
             if let Some((v, what, ld, lf)) = last {
@@ -730,6 +979,13 @@ fn main() {
                     lf,
                 );
             }
+            row(&[
+                &format!("1b. metadata files after {days} days: {metadata_files}"),
+                "",
+                "",
+                "",
+                "",
+            ]);
             let n = d.updates;
             row(&[
                 &format!("2. {n} daily updates, one rule each: metadata bytes"),
@@ -776,95 +1032,24 @@ fn main() {
             "",
         ]),
     }
-    let (q, s) = (&sw.quiet, &sw.swapping);
-    row(&[
-        &format!(
-            "3. files scanned/s via the scan service ({} client threads, {} files a request)",
-            sw.clients, sw.files_per_request
-        ),
-        &format!(
-            "{:.0} ({} swaps in {})",
-            s.files_per_sec(),
-            sw.swaps,
-            secs(s.elapsed)
-        ),
-        &format!("{:.0} ({})", q.files_per_sec(), secs(q.elapsed)),
-        "",
-        "",
-    ]);
-    row(&[
-        "3. scan requests answered (database versions seen)",
-        &format!("{} ({:?})", s.requests, s.versions),
-        &format!("{} ({:?})", q.requests, q.versions),
-        "",
-        "",
-    ]);
-    row(&[
-        "3. failed scans (error, wrong or mixed verdict, failed request)",
-        &s.failed.to_string(),
-        &q.failed.to_string(),
-        "0",
-        yes(s.failed == 0 && q.failed == 0),
-    ]);
-    row(&[
-        "3. engine load: warm (cached compiled rules) per swap / cold",
-        &secs(sw.warm_load),
-        &secs(sw.cold_load),
-        "",
-        "",
-    ]);
-    let hwm = if sw.peak_reset {
-        "VmHWM"
-    } else {
-        "VmHWM, not reset: clear_refs refused"
-    };
-    row(&[
-        "4. RSS: process before any engine / steady with one engine (peak of the no-swap phase)",
-        &mib(sw.rss_none),
-        &mib(sw.steady),
-        "",
-        "",
-    ]);
-    row(&[
-        "4. one engine (RSS growth from loading a second)",
-        &mib(sw.engine),
-        "",
-        "",
-        "",
-    ]);
-    let limit = sw.steady as f64 * 1.2 + sw.engine as f64;
-    row(&[
-        &format!("4. peak RSS during {} swaps ({hwm})", sw.swaps),
-        &mib(sw.peak),
-        &format!("limit {}", mib(limit as u64)),
-        "≤ 1.2 × steady + engine",
-        yes(sw.peak as f64 <= limit),
-    ]);
-    row(&[
-        "4. peak RSS, one swap after a cold compile (an update's load)",
-        &mib(sw.peak_cold),
-        &format!("limit {}", mib(limit as u64)),
-        "(for information)",
-        yes(sw.peak_cold as f64 <= limit),
-    ]);
+    for r in &swap_rows {
+        println!("{r}");
+    }
     println!();
     println!(
         "Byte counts are what the updater's HTTP layer received from vigil-server on 127.0.0.1. \
          The full-download client keeps its TUF metadata and removes its database before each \
          update. Wall times include verifying, compiling and smoke-testing the new database, \
-         which dominate on loopback."
+         which dominate on loopback. Rows 3 and 4 run in a fresh child process."
     );
-    for (name, p) in [("no swaps", q), ("swaps", s)] {
-        if let Some(f) = &p.first_failure {
-            println!("First failure ({name}): {f}");
-        }
+    for n in &swap_notes {
+        println!("{n}");
     }
-    println!("Bench run time: {}", secs(started.elapsed()));
-    // Keep the first full download's cost visible for a reader comparing runs.
-    eprintln!(
-        "(first install, v1 in full: {} + {} metadata in {})",
+    println!(
+        "First install (v1 in full, both clients): {} + {} metadata in {}.",
         size(first.target),
         size(first.metadata),
         secs(first.time)
     );
+    println!("Bench run time: {}", secs(started.elapsed()));
 }
