@@ -71,6 +71,8 @@ pub async fn run(config_path: PathBuf, mut cfg: Config) -> Result<u8, UpdateErro
             .map_err(|e| UpdateError::Other(format!("starting the scan service: {e}")))?
     };
     let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // The engine last swapped out, until its final scan ends (see `check_and_swap`).
+    let mut retiring: Option<tokio::task::JoinHandle<()>> = None;
     // Check soon after start, as freshclam's daemon does, but spread over half a minute so a
     // fleet rebooted together does not arrive together.
     let mut next_check = tokio::time::Instant::now()
@@ -84,12 +86,12 @@ pub async fn run(config_path: PathBuf, mut cfg: Config) -> Result<u8, UpdateErro
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
         tokio::select! {
             _ = tokio::time::sleep_until(next_check) => {
-                check_and_swap(&cfg, &keys, &dirs, &shared).await;
+                check_and_swap(&cfg, &keys, &dirs, &shared, &mut retiring).await;
                 next_check = tokio::time::Instant::now() + jittered(cfg.check_interval());
             }
             _ = usr1.recv() => {
                 tracing::info!("SIGUSR1: checking for an update now");
-                check_and_swap(&cfg, &keys, &dirs, &shared).await;
+                check_and_swap(&cfg, &keys, &dirs, &shared, &mut retiring).await;
             }
             _ = usr2.recv() => {
                 tracing::info!("SIGUSR2: running every scheduled scan now");
@@ -232,27 +234,47 @@ async fn run_update(cfg: &Config, keys: &[PublicKey]) -> Option<Engine> {
 }
 
 /// One check: update, then make sure the engine serves what is installed on disk (a one-shot
-/// `vigil-update` may have installed a newer database meanwhile).
-async fn check_and_swap(cfg: &Config, keys: &[PublicKey], dirs: &Dirs, shared: &SharedEngine) {
-    if let Some(engine) = run_update(cfg, keys).await {
-        swap(shared, engine);
-        return;
+/// `vigil-update` may have installed a newer database meanwhile). At most two engines are ever
+/// alive: before loading a new one, it waits until the engine swapped out last time has served
+/// its last scan and been freed (bounded by the scan timeout).
+async fn check_and_swap(
+    cfg: &Config,
+    keys: &[PublicKey],
+    dirs: &Dirs,
+    shared: &SharedEngine,
+    retiring: &mut Option<tokio::task::JoinHandle<()>>,
+) {
+    if let Some(h) = retiring.take() {
+        let _ = h.await;
     }
-    let on_disk = std::fs::read(dirs.root.join(crate::install::ACTIVE))
-        .ok()
-        .map(|b| <[u8; 32]>::from(Sha256::digest(&b)));
-    if on_disk.is_some_and(|h| h != shared.current().db_sha256()) {
-        if let Some(engine) = engine_from_disk(cfg, keys, dirs).await {
-            tracing::info!("the installed database changed on disk; loading it");
-            swap(shared, engine);
+    let engine = match run_update(cfg, keys).await {
+        Some(e) => Some(e),
+        None => {
+            let on_disk = std::fs::read(dirs.root.join(crate::install::ACTIVE))
+                .ok()
+                .map(|b| <[u8; 32]>::from(Sha256::digest(&b)));
+            if on_disk.is_some_and(|h| h != shared.current().db_sha256()) {
+                tracing::info!("the installed database changed on disk; loading it");
+                engine_from_disk(cfg, keys, dirs).await
+            } else {
+                None
+            }
         }
-    }
-}
-
-fn swap(shared: &SharedEngine, engine: Engine) {
+    };
+    let Some(engine) = engine else { return };
     let to = engine.db_version();
     let old = shared.swap(engine);
     tracing::info!(from = old.db_version(), to, "engine hot-swapped");
+    let limit = Duration::from_secs(cfg.agent.scan_timeout_secs.max(1))
+        .saturating_add(Duration::from_secs(60));
+    *retiring = Some(tokio::task::spawn_blocking(move || {
+        let since = Instant::now();
+        while Arc::strong_count(&old) > 1 && since.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Freed here, on this thread, when the last scan has let go.
+        drop(old);
+    }));
 }
 
 fn next_fire_times(cfg: &Config) -> Vec<(String, tokio::time::Instant)> {

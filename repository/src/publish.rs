@@ -460,20 +460,10 @@ pub async fn publish(
                 new_blobs.push((name, t, Bytes::from(d)));
                 next.push((old_name.clone(), old_t.clone()));
             }
-            // Older deltas stay while both their ends are retained: clients whose engine is too
-            // old for the newest database still update by delta among the versions it can load.
-            for (n, t, info) in &deltas {
-                if let TargetInfo::Delta {
-                    db_version,
-                    base_version,
-                    ..
-                } = info
-                {
-                    if retained.contains(db_version) && retained.contains(base_version) {
-                        next.push((n.clone(), t.clone()));
-                    }
-                }
-            }
+            // Deltas lead only to the newest version: every client in the retained window gets
+            // there in one step, and targets.json stays small (it is fetched at every update, so
+            // its size is part of every update's cost). Older deltas are collected with their
+            // blobs; a client whose engine cannot load the newest database takes a full file.
             Some(version)
         }
     };

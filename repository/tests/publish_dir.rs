@@ -299,3 +299,29 @@ async fn old_metadata_generations_are_collected() {
     }
     assert!(meta.contains("metadata/1.root.json"));
 }
+
+/// Deltas lead only to the newest version, so targets.json (fetched at every update) stays
+/// small: with keep = 3 and four versions, three full predecessors and three deltas into 4.
+#[tokio::test]
+async fn deltas_lead_only_to_the_newest_version() {
+    let r = init().await;
+    for v in 1..=4u64 {
+        r.publish(Some(db(v, 2000 + v as usize)), 3).await.unwrap();
+    }
+    let repo = r.load(&r.root()).await;
+    let names: Vec<_> = listed(&repo).into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "vigil-1-4.vdelta",
+            "vigil-1.vdb",
+            "vigil-2-4.vdelta",
+            "vigil-2.vdb",
+            "vigil-3-4.vdelta",
+            "vigil-3.vdb",
+            "vigil-4.vdb"
+        ]
+    );
+    let live: BTreeSet<String> = listed(&repo).into_iter().map(|(_, _, k)| k).collect();
+    assert_eq!(r.files("targets"), live, "older deltas are collected");
+}
