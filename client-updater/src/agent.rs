@@ -268,14 +268,39 @@ async fn check_and_swap(
     let limit = Duration::from_secs(cfg.agent.scan_timeout_secs.max(1))
         .saturating_add(Duration::from_secs(60));
     *retiring = Some(tokio::task::spawn_blocking(move || {
-        let since = Instant::now();
-        while Arc::strong_count(&old) > 1 && since.elapsed() < limit {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // Freed here, on this thread, when the last scan has let go.
-        drop(old);
+        retire(old, limit);
     }));
 }
+
+/// Waits (polling every 20 ms, at most `limit`) until `old` is held only here, frees it, and
+/// hands the freed memory back to the system. Returns whether the last scan had let go.
+///
+/// Why the trim: an engine is tens of MiB of small allocations made on several threads; glibc
+/// keeps freed heap in its arenas, so without it every swap ratchets RSS up towards
+/// "steady + two engines" and stays there.
+pub fn retire(old: Arc<Engine>, limit: Duration) -> bool {
+    let since = Instant::now();
+    while Arc::strong_count(&old) > 1 && since.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let last = Arc::strong_count(&old) == 1;
+    drop(old);
+    trim_heap();
+    last
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn trim_heap() {
+    // SAFETY: malloc_trim only walks and releases the allocator's free lists; it takes no
+    // pointers from us and is thread-safe in glibc.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
 
 fn next_fire_times(cfg: &Config) -> Vec<(String, tokio::time::Instant)> {
     let now = jiff::Zoned::now();
