@@ -26,7 +26,7 @@ use crate::config::Network;
 use crate::error::UpdateError;
 use crate::fetch::{fetch_target, FetchFailure};
 use crate::http::{error_chain, find_fetch_error, Http, MirrorTransport};
-use crate::plan::Candidate;
+use crate::plan::{candidates, Candidate};
 
 pub struct MirrorOptions {
     pub from: Url,
@@ -113,20 +113,7 @@ pub async fn sync(
     let targets_version = repo.targets().signed.version.get();
 
     // What instances need: the newest `keep` full databases and every delta into them.
-    let cands: Vec<Candidate> = repo
-        .targets()
-        .signed
-        .targets
-        .iter()
-        .filter_map(|(name, t)| {
-            Some(Candidate {
-                name: name.raw().to_owned(),
-                len: t.length,
-                sha256: hex::encode(&t.hashes.sha256),
-                info: TargetInfo::from_custom(&t.custom)?,
-            })
-        })
-        .collect();
+    let cands = candidates(&repo);
     let mut versions: Vec<u64> = cands
         .iter()
         .filter(|c| matches!(c.info, TargetInfo::Full { .. }))

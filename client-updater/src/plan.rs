@@ -17,6 +17,23 @@ pub struct Candidate {
     pub info: TargetInfo,
 }
 
+/// Our targets in a loaded (verified) repository; targets that are not ours are ignored.
+pub fn candidates(repo: &tough::Repository) -> Vec<Candidate> {
+    repo.targets()
+        .signed
+        .targets
+        .iter()
+        .filter_map(|(name, t)| {
+            Some(Candidate {
+                name: name.raw().to_owned(),
+                len: t.length,
+                sha256: hex::encode(&t.hashes.sha256),
+                info: TargetInfo::from_custom(&t.custom)?,
+            })
+        })
+        .collect()
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     /// The full database to end with; its length and hash are the final check.

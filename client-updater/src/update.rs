@@ -22,7 +22,7 @@ use crate::error::UpdateError;
 use crate::fetch::{fetch_target, FetchFailure};
 use crate::http::{find_fetch_error, FetchError, Http, MirrorTransport};
 use crate::install::{install, load_and_smoke_test, load_installed};
-use crate::plan::{choose, Candidate, Choice, Plan};
+use crate::plan::{candidates, choose, Choice, Plan};
 use crate::state::State;
 
 /// Public keys built into this binary: the release keys in keys/.
@@ -362,20 +362,7 @@ async fn from_mirror(
             });
         }
     };
-    let cands: Vec<Candidate> = repo
-        .targets()
-        .signed
-        .targets
-        .iter()
-        .filter_map(|(name, t)| {
-            Some(Candidate {
-                name: name.raw().to_owned(),
-                len: t.length,
-                sha256: hex::encode(&t.hashes.sha256),
-                info: TargetInfo::from_custom(&t.custom)?,
-            })
-        })
-        .collect();
+    let cands = candidates(&repo);
     let installed_sha = installed.map(|(_, b, v)| (*v, hex::encode(Sha256::digest(b))));
     let mut report = Report {
         from: installed.map(|i| i.2),
