@@ -46,6 +46,9 @@ pub enum Fault {
     Slow { bytes_per_sec: u64 },
     /// Announce the full Content-Length, send only the first `at` bytes, close the connection.
     Truncate { at: usize },
+    /// Like `Truncate`, but the `at` bytes sent are zeros: a mirror that leaves a poisoned
+    /// prefix in a client's partial file for another mirror to resume.
+    ZerosThenClose { at: usize },
     /// 200 with Content-Length 0.
     Empty,
     /// Read the request and never answer; the connection stays open until the client leaves.
@@ -592,6 +595,13 @@ fn respond(inner: &Inner, out: &mut TcpStream, head: &Head) -> io::Result<bool> 
             if !is_head {
                 let part = plan.body.get(..at.min(plan.body.len())).unwrap_or_default();
                 write_counted(inner, out, entry, part)?;
+            }
+            Ok(false)
+        }
+        Some(Fault::ZerosThenClose { at }) => {
+            send_head(out, &plan, Some(plan.body.len()), false)?;
+            if !is_head {
+                write_counted(inner, out, entry, &vec![0; at.min(plan.body.len())])?;
             }
             Ok(false)
         }

@@ -329,6 +329,22 @@ fn truncate_announces_everything_and_closes_early() {
 }
 
 #[test]
+fn zeros_then_close_sends_a_zeroed_prefix_and_closes_early() {
+    let (_dir, server) = repo();
+    server.set_fault(".vdb", Fault::ZerosThenClose { at: 8 });
+    let r = get(&server, DB_PATH);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("20"));
+    assert_eq!(r.body, [0; 8], "read_to_end ended: the server closed");
+    assert_eq!(server.requests()[0].body_bytes, 8);
+    // On a ranged request the zeros stand in for the start of the range.
+    let r = request(&server, "GET", DB_PATH, "Range: bytes=5-\r\n");
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-length"), Some("15"));
+    assert_eq!(r.body, [0; 8]);
+}
+
+#[test]
 fn endless_keeps_sending() {
     let (_dir, server) = repo();
     server.set_fault(".vdb", Fault::Endless);
