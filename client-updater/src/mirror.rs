@@ -24,7 +24,7 @@ use vigil_repository::tuf::parse_root;
 
 use crate::config::Network;
 use crate::error::UpdateError;
-use crate::fetch::{fetch_target, FetchFailure};
+use crate::fetch::{discard_partial, fetch_target, FetchFailure};
 use crate::http::{error_chain, find_fetch_error, Http, MirrorTransport};
 use crate::plan::{candidates, Candidate};
 
@@ -154,7 +154,7 @@ pub async fn sync(
         if bar.is_none() {
             tracing::info!(target = %c.name, bytes = c.len, "copying {}/{}", i + 1, todo.len());
         }
-        let bytes = fetch_target(&http, &opts.from, c, &partial, false)
+        let fetched = fetch_target(&http, &opts.from, &mirror, c, &partial, false)
             .await
             .map_err(|f| match f {
                 FetchFailure::Net(e) => UpdateError::Network {
@@ -167,12 +167,18 @@ pub async fn sync(
                 },
                 FetchFailure::Local(e) => e,
             })?;
+        // No mirror state to charge here (one origin per sync), but a work directory may have
+        // been filled by an earlier sync from another origin: say who lied.
+        for f in &fetched.forgeries {
+            tracing::warn!(origin = %f.mirror, error = %f.message, "an earlier origin sent forged bytes");
+        }
+        let bytes = fetched.bytes;
         let key = layout::target_key(&c.sha256, &c.name);
         storage
             .put(&key, Bytes::from(bytes), PutCondition::Always)
             .await
             .map_err(storage_err)?;
-        let _ = std::fs::remove_file(partial.join(format!("{}.{}", c.sha256, c.name)));
+        discard_partial(&partial, c);
         report.copied.push((c.name.clone(), c.len));
         if let Some(b) = &bar {
             b.inc(c.len);

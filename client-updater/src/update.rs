@@ -19,7 +19,7 @@ use vigil_scan_core::Engine;
 
 use crate::config::Config;
 use crate::error::UpdateError;
-use crate::fetch::{fetch_target, FetchFailure};
+use crate::fetch::{discard_partial, fetch_target, FetchFailure, Forgery};
 use crate::http::{find_fetch_error, FetchError, Http, MirrorTransport};
 use crate::install::{install, load_and_smoke_test, load_installed};
 use crate::plan::{candidates, choose, Choice, Plan};
@@ -397,7 +397,8 @@ async fn from_mirror(
         Choice::Update(p) => p,
     };
     report.to = Some(plan.full.info.db_version());
-    let bytes = obtain(
+    let mut forgeries = Vec::new();
+    let obtained = obtain(
         http,
         &base,
         mirror,
@@ -406,8 +407,11 @@ async fn from_mirror(
         dirs,
         opts,
         &mut report,
+        &mut forgeries,
     )
-    .await?;
+    .await;
+    charge_forgers(cfg, state, &forgeries, &mut report);
+    let bytes = obtained?;
     let version = plan.full.info.db_version();
     // The container must say what TUF says it is.
     let header_version = vigil_format::container::Parsed::parse(&bytes)
@@ -435,10 +439,7 @@ async fn from_mirror(
         Ok(e) => e,
         Err(why) => {
             state.mark_bad(version, &plan.full.sha256, &why);
-            let _ = std::fs::remove_file(
-                dirs.partial
-                    .join(format!("{}.{}", plan.full.sha256, plan.full.name)),
-            );
+            discard_partial(&dirs.partial, &plan.full);
             return Err(UpdateError::Rejected {
                 version,
                 message: why,
@@ -451,7 +452,29 @@ async fn from_mirror(
     Ok(Outcome::Updated { report, engine })
 }
 
+/// Mirrors caught forging part of a resumed download failed verification as surely as if they
+/// had sent the whole file: cool them down with that reason, not the mirror that finished it.
+fn charge_forgers(cfg: &Config, state: &mut State, forgeries: &[Forgery], report: &mut Report) {
+    for f in forgeries {
+        let e = UpdateError::Verify {
+            mirror: f.mirror.clone(),
+            message: f.message.clone(),
+        };
+        let secs = state.mirror_failed(
+            &f.mirror,
+            &e.to_string(),
+            None,
+            Duration::from_secs(cfg.network.backoff_base_secs),
+            Duration::from_secs(cfg.network.backoff_max_secs),
+        );
+        tracing::warn!(mirror = %f.mirror, error = %e, cooldown_secs = secs,
+            "a mirror forged part of a resumed download; cooling it down");
+        report.notes.push(e.to_string());
+    }
+}
+
 /// The new database's bytes, by delta chain when there is one, falling back to the full file.
+/// Mirrors found to have forged part of a resumed download are added to `forgeries`.
 #[allow(clippy::too_many_arguments)]
 async fn obtain(
     http: &Http,
@@ -462,9 +485,10 @@ async fn obtain(
     dirs: &Dirs,
     opts: &Options,
     report: &mut Report,
+    forgeries: &mut Vec<Forgery>,
 ) -> Result<Vec<u8>, UpdateError> {
     if let (false, Some((_, current, _))) = (plan.deltas.is_empty(), installed) {
-        match apply_chain(http, base, plan, current, dirs, opts).await {
+        match apply_chain(http, base, mirror, plan, current, dirs, opts, forgeries).await {
             Ok(bytes) => {
                 report.deltas = plan.deltas.iter().map(|d| d.name.clone()).collect();
                 return Ok(bytes);
@@ -481,8 +505,11 @@ async fn obtain(
         }
     }
     report.full_download = true;
-    match fetch_target(http, base, &plan.full, &dirs.partial, opts.progress).await {
-        Ok(b) => Ok(b),
+    match fetch_target(http, base, mirror, &plan.full, &dirs.partial, opts.progress).await {
+        Ok(f) => {
+            forgeries.extend(f.forgeries);
+            Ok(f.bytes)
+        }
         Err(FetchFailure::Local(e)) => Err(e),
         Err(FetchFailure::Net(e)) => Err(net_error(mirror, e)),
         Err(FetchFailure::Verify(why)) => Err(UpdateError::Verify {
@@ -492,17 +519,22 @@ async fn obtain(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn apply_chain(
     http: &Http,
     base: &Url,
+    mirror: &str,
     plan: &Plan,
     current: &[u8],
     dirs: &Dirs,
     opts: &Options,
+    forgeries: &mut Vec<Forgery>,
 ) -> Result<Vec<u8>, FetchFailure> {
     let mut db = current.to_vec();
     for d in &plan.deltas {
-        let delta = fetch_target(http, base, d, &dirs.partial, opts.progress).await?;
+        let fetched = fetch_target(http, base, mirror, d, &dirs.partial, opts.progress).await?;
+        forgeries.extend(fetched.forgeries);
+        let delta = fetched.bytes;
         let want = match &d.info {
             TargetInfo::Delta { result_sha256, .. } => result_sha256.clone(),
             TargetInfo::Full { .. } => plan.full.sha256.clone(),
@@ -511,7 +543,7 @@ async fn apply_chain(
             .map_err(|e| FetchFailure::Verify(format!("applying {}: {e}", d.name)))?;
         let got = hex::encode(Sha256::digest(&db));
         if got != want {
-            let _ = std::fs::remove_file(dirs.partial.join(format!("{}.{}", d.sha256, d.name)));
+            discard_partial(&dirs.partial, d);
             return Err(FetchFailure::Verify(format!(
                 "{} applied, but gave SHA-256 {got} instead of {want}",
                 d.name

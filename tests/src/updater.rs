@@ -296,11 +296,13 @@ impl Client {
             .unwrap_or(serde_json::Value::Null)
     }
 
-    /// Total bytes of files waiting to be resumed.
+    /// Total bytes of files waiting to be resumed (not of the `.from` records of which mirror
+    /// wrote them).
     pub fn partial_bytes(&self) -> u64 {
         std::fs::read_dir(self.db_dir.join("partial"))
             .map(|rd| {
                 rd.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().ends_with(".from"))
                     .filter_map(|e| e.metadata().ok())
                     .map(|m| m.len())
                     .sum()

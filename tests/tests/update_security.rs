@@ -553,6 +553,57 @@ fn server_killed_mid_download_then_resumed_from_another_server() {
     assert_eq!(fetched, v1.len() as u64 - kept, "{}", r.stderr);
 }
 
+/// A partial file mixes bytes from whichever mirrors wrote it. A mirror that plants a poisoned
+/// prefix must not get the honest mirror that finishes the file blamed for the hash mismatch:
+/// the honest mirror is asked once more from byte 0, and the mirror whose bytes differ from the
+/// verified file is the one charged with the forgery.
+#[test]
+fn partial_poisoning_does_not_blame_honest_mirror() {
+    let mut repo = Repo::new();
+    repo.filler = 20_000;
+    let v1 = repo.publish(1);
+    let half = v1.len() / 2;
+    let liar = FaultServer::start(&repo.dir);
+    liar.set_fault(".vdb", Fault::ZerosThenClose { at: half });
+    let honest = FaultServer::start(&repo.dir);
+    let (a, b) = (liar.url(), honest.url());
+    let client = Client::new(&repo.tmp.path().join("client"), &repo, &[&a, &b], "");
+    let r = client.update();
+    assert_eq!(r.code, UPDATED, "{}", r.stderr);
+    assert_eq!(client.active().as_deref(), Some(&v1[..]));
+    assert_eq!(client.partial_bytes(), 0, "{}", r.stderr);
+    // The honest mirror resumed the poisoned file, then fetched it whole from byte 0.
+    let gets: Vec<_> = honest
+        .requests()
+        .into_iter()
+        .filter(|q| q.path.ends_with(".vdb"))
+        .map(|q| (q.range, q.status))
+        .collect();
+    assert_eq!(
+        gets,
+        [(Some(format!("bytes={half}-")), 206), (None, 200)],
+        "{}",
+        r.stderr
+    );
+    let st = client.state();
+    assert!(
+        st["mirrors"].get(&b).is_none(),
+        "the honest mirror is not cooling down: {st}"
+    );
+    // The liar is charged twice: for the dropped connection and for the zeros it sent.
+    let liar_state = &st["mirrors"][&a];
+    assert_eq!(liar_state["failures"], 2, "{st}");
+    let why = liar_state["last_error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("verification failed") && why.contains("do not match"),
+        "{st}"
+    );
+    assert!(
+        liar_state["cooldown_until"].as_i64().unwrap_or(0) > 0,
+        "{st}"
+    );
+}
+
 #[test]
 fn disk_full_while_writing_keeps_the_old_database() {
     if std::process::Command::new("unshare")
