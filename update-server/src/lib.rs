@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cache;
 pub mod conditional;
 pub mod config;
+mod flight;
 pub mod metrics;
 pub mod range;
 pub mod ratelimit;

@@ -6,7 +6,11 @@
 //!   Content-Length; a download the client abandons still counts whole).
 //! - `vigil_http_request_duration_seconds{route}`: time to the response headers.
 //! - `vigil_backend_errors_total`: storage failures, including ones in the middle of a stream.
-//! - `vigil_cache_requests_total{cache,result}`: hits and misses of the in-memory caches.
+//! - `vigil_cache_requests_total{cache,result}`: hits and misses of the in-memory caches
+//!   (`metadata`, `blob`, `negative`).
+//! - `vigil_storage_reads_total{op}`: requests the server made to storage (`head`, `get`,
+//!   `stream`), so the effect of the caches, single flight and the health cache on the
+//!   backend (on S3: the bill) can be watched.
 
 use std::time::Duration;
 
@@ -28,6 +32,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLabels {
     cache: &'static str,
     result: &'static str,
@@ -43,6 +52,7 @@ pub struct Metrics {
     latency: HistogramFamily,
     backend_errors: Counter,
     cache: Family<CacheLabels, Counter>,
+    storage_reads: Family<OpLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -64,6 +74,11 @@ impl Metrics {
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let backend_errors = Counter::default();
         let cache = Family::<CacheLabels, Counter>::default();
+        let storage_reads = Family::<OpLabels, Counter>::default();
+        // Present from the start, so a scrape can tell "none yet" from "not exported".
+        for op in ["head", "get", "stream"] {
+            drop(storage_reads.get_or_create(&OpLabels { op }));
+        }
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -89,6 +104,11 @@ impl Metrics {
             "In-memory cache lookups by cache and result",
             cache.clone(),
         );
+        registry.register(
+            "storage_reads",
+            "Requests made to storage, by operation",
+            storage_reads.clone(),
+        );
         Self {
             registry,
             requests,
@@ -96,6 +116,7 @@ impl Metrics {
             latency,
             backend_errors,
             cache,
+            storage_reads,
         }
     }
 
@@ -123,6 +144,11 @@ impl Metrics {
             .inc();
     }
 
+    /// `op`: head, get or stream.
+    pub fn storage_read(&self, op: &'static str) {
+        self.storage_reads.get_or_create(&OpLabels { op }).inc();
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
@@ -141,6 +167,7 @@ mod tests {
         m.record("metadata", 200, 123, Duration::from_millis(2));
         m.record("metadata", 200, 7, Duration::from_millis(2));
         m.backend_error();
+        m.storage_read("get");
         let text = m.encode();
         assert!(
             text.contains("vigil_http_requests_total{route=\"metadata\",status=\"200\"} 2"),
@@ -148,6 +175,14 @@ mod tests {
         );
         assert!(text.contains("vigil_http_response_bytes_total{route=\"metadata\"} 130"));
         assert!(text.contains("vigil_backend_errors_total 1"));
+        assert!(
+            text.contains("vigil_storage_reads_total{op=\"get\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigil_storage_reads_total{op=\"head\"} 0"),
+            "{text}"
+        );
         assert!(text.contains("vigil_http_request_duration_seconds_count{route=\"metadata\"} 2"));
     }
 }

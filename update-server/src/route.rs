@@ -95,6 +95,54 @@ fn is_content_addressed(name: &str) -> bool {
     }
 }
 
+/// Whether `key` is a name the repository's scheme can hold (see `vigil_repository::layout`):
+/// `metadata/timestamp.json`, `metadata/N.root.json`, `N.targets.json`, `N.snapshot.json`,
+/// `targets/<sha256>.vigil-N.vdb` and `targets/<sha256>.vigil-A-B.vdelta`, with versions in
+/// canonical decimal and the hash in lowercase hex, as the publisher writes them. Only these
+/// are worth remembering as "not found": a client asks for them before they exist (the next
+/// root at every update check). Any other name can only be a mistake or a probe.
+pub fn is_scheme_name(key: &str) -> bool {
+    if let Some(name) = key.strip_prefix("metadata/") {
+        if name == "timestamp.json" {
+            return true;
+        }
+        let Some((version, role)) = name.split_once('.') else {
+            return false;
+        };
+        return is_version(version)
+            && matches!(role, "root.json" | "targets.json" | "snapshot.json");
+    }
+    let Some(name) = key.strip_prefix("targets/") else {
+        return false;
+    };
+    let Some((hash, target)) = name.split_once('.') else {
+        return false;
+    };
+    if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return false;
+    }
+    let Some(target) = target.strip_prefix("vigil-") else {
+        return false;
+    };
+    if let Some(version) = target.strip_suffix(".vdb") {
+        return is_version(version);
+    }
+    if let Some(pair) = target.strip_suffix(".vdelta") {
+        return pair
+            .split_once('-')
+            .is_some_and(|(from, to)| is_version(from) && is_version(to));
+    }
+    false
+}
+
+/// A u64 as `format!("{n}")` writes it: digits, no sign, no leading zero.
+fn is_version(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s == "0" || !s.starts_with('0'))
+        && s.parse::<u64>().is_ok()
+}
+
 pub fn content_type(key: &str) -> &'static str {
     if key.ends_with(".json") {
         "application/json"
@@ -153,5 +201,45 @@ mod tests {
         assert_eq!(class_of("metadata/root.json"), Class::Mutable);
         assert_eq!(class_of("metadata/3.json"), Class::Mutable);
         assert_eq!(class_of("metadata/x3.root.json"), Class::Mutable);
+    }
+
+    #[test]
+    fn scheme_names_are_what_the_publisher_writes() {
+        use vigil_repository::layout;
+        let h = "0123456789abcdef".repeat(4);
+        for key in [
+            layout::TIMESTAMP.to_owned(),
+            layout::root_key(1),
+            layout::root_key(u64::MAX),
+            layout::targets_key(42),
+            layout::snapshot_key(42),
+            layout::target_key(&h, &layout::full_name(0)),
+            layout::target_key(&h, &layout::full_name(7)),
+            layout::target_key(&h, &layout::delta_name(6, 7)),
+        ] {
+            assert!(is_scheme_name(&key), "{key}");
+        }
+        for key in [
+            format!("metadata/{}", "a".repeat(240)),
+            format!("metadata/{}.root.json", "1".repeat(230)),
+            "metadata/root.json".to_owned(),
+            "metadata/01.root.json".to_owned(),
+            "metadata/1.mirrors.json".to_owned(),
+            "metadata/1.root.json.bak".to_owned(),
+            "metadata/-1.root.json".to_owned(),
+            "metadata/timestamp.json.1".to_owned(),
+            "timestamp.json".to_owned(),
+            format!("targets/{}.vigil-7.vdb", &h[1..]),
+            format!("targets/{}.vigil-7.vdb", h.to_uppercase()),
+            format!("targets/{h}.vigil-07.vdb"),
+            format!("targets/{h}.vigil-7.zip"),
+            format!("targets/{h}.vigil-6-.vdelta"),
+            format!("targets/{h}.other-7.vdb"),
+            format!("targets/{h}"),
+            format!("metadata/{h}.vigil-7.vdb"),
+            format!("targets/x/{h}.vigil-7.vdb"),
+        ] {
+            assert!(!is_scheme_name(&key), "{key}");
+        }
     }
 }

@@ -5,6 +5,10 @@
 //! must not be limited or need a token); everything else is rate limited first (so it also
 //! throttles token guessing), then must be GET or HEAD, then authenticated, and only then is
 //! the path looked at, so an unauthenticated client learns nothing about what exists.
+//!
+//! An object comes from the caches, else from one load shared by every request that misses
+//! the same key meanwhile ([`crate::flight`]); only a target too large to keep whole is read
+//! per request, as a stream.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -19,15 +23,16 @@ use axum::http::header::{
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use futures::TryStreamExt;
-use vigil_repository::storage::StorageError;
+use bytes::BytesMut;
+use futures::{StreamExt, TryStreamExt};
+use vigil_repository::storage::{ByteStream, StorageError};
 
 use crate::cache::Object;
 use crate::conditional;
 use crate::range::{self, RangeReply};
 use crate::ratelimit::Decision;
 use crate::route::{self, Class, Route};
-use crate::state::{AppState, Inner};
+use crate::state::{AppState, Inner, Loaded};
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const BYTES: HeaderValue = HeaderValue::from_static("bytes");
@@ -112,13 +117,15 @@ async fn dispatch(
     match route {
         Route::Object(key) => match object(state, parts, key).await {
             Ok(r) => r,
-            Err(StorageError::BadKey { .. }) => plain(StatusCode::BAD_REQUEST, "bad path\n"),
-            Err(StorageError::BadRange { len, .. }) => unsatisfiable(len),
-            Err(e) => {
-                s.metrics.backend_error();
-                tracing::warn!(key, error = %e, "storage error");
-                plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
-            }
+            Err(e) => match &*e {
+                StorageError::BadKey { .. } => plain(StatusCode::BAD_REQUEST, "bad path\n"),
+                StorageError::BadRange { len, .. } => unsatisfiable(*len),
+                // Counted as a backend error where storage failed, once per storage request.
+                e => {
+                    tracing::warn!(key, error = %e, "storage error");
+                    plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+                }
+            },
         },
         Route::BadPath => plain(StatusCode::BAD_REQUEST, "bad path\n"),
         Route::NotFound | Route::Health | Route::Metrics => not_found(),
@@ -130,7 +137,7 @@ async fn dispatch(
 /// repository), so a load balancer sends clients elsewhere. Not cached: it is the one probe
 /// that must reach the backend.
 async fn health(s: &Inner) -> (Response, u64) {
-    let probe = s.storage.head("metadata/timestamp.json");
+    let probe = s.head("metadata/timestamp.json");
     match tokio::time::timeout(Duration::from_secs(5), probe).await {
         Ok(Ok(Some(_))) => plain(StatusCode::OK, "ok\n"),
         Ok(Ok(None)) => plain(
@@ -138,7 +145,6 @@ async fn health(s: &Inner) -> (Response, u64) {
             "metadata/timestamp.json is missing\n",
         ),
         Ok(Err(e)) => {
-            s.metrics.backend_error();
             tracing::warn!(error = %e, "health check: storage error");
             plain(StatusCode::SERVICE_UNAVAILABLE, "storage error\n")
         }
@@ -188,87 +194,35 @@ async fn object(
     state: &AppState,
     parts: &Parts,
     key: &str,
-) -> Result<(Response, u64), StorageError> {
+) -> Result<(Response, u64), Arc<StorageError>> {
     let s = &*state.0;
     let class = route::class_of(key);
     let now = Instant::now();
-    let ttl = match class {
-        Class::Immutable => s.immutable_ttl,
-        Class::Mutable => s.mutable_ttl,
-    };
 
-    // Memory first: a whole object, a "not found", or (targets only) the head of a large one.
-    let cached = s.meta_cache.get(key, now);
-    s.metrics.cache("metadata", cached.is_some());
-    let head = match cached {
-        Some(None) => return Ok(not_found()),
-        Some(Some(obj)) if obj.body.is_some() => {
-            let p = plan(parts, &obj);
-            return Ok(respond(s, key, class, &obj, p, None));
-        }
-        Some(Some(obj)) => Some(obj),
-        None => None,
-    };
-
-    if key.starts_with("metadata/") {
-        // TUF metadata is small and read whole (one storage request, also for a 304), then
-        // kept for its TTL. "Not found" is remembered only briefly: the object may be
-        // published a moment later.
-        let Some((bytes, meta)) = s.storage.get(key).await? else {
-            s.meta_cache.insert(key, None, now + s.mutable_ttl);
-            return Ok(not_found());
-        };
-        let obj = Arc::new(Object::new(&meta, Some(bytes)));
-        if obj.len <= s.max_meta_body {
-            s.meta_cache.insert(key, Some(obj.clone()), now + ttl);
-        }
-        let p = plan(parts, &obj);
-        return Ok(respond(s, key, class, &obj, p, None));
+    let negative = s.negative.contains(key, now);
+    s.metrics.cache("negative", negative);
+    if negative {
+        return Ok(not_found());
     }
-
-    // Targets: whole in the blob cache, or streamed.
-    if s.blob_cache.capacity() > 0 {
-        let blob = s.blob_cache.get(key, now);
-        s.metrics.cache("blob", blob.is_some());
-        if let Some(Some(obj)) = blob {
-            let p = plan(parts, &obj);
-            return Ok(respond(s, key, class, &obj, p, None));
-        }
-    }
-    let head = match head {
-        Some(h) => h,
-        None => match s.storage.head(key).await? {
-            None => {
-                s.meta_cache.insert(key, None, now + s.mutable_ttl);
-                return Ok(not_found());
-            }
-            Some(meta) => {
-                let obj = Arc::new(Object::new(&meta, None));
-                s.meta_cache.insert(key, Some(obj.clone()), now + ttl);
-                obj
-            }
+    let obj = match cached(s, key, now, true) {
+        Some(obj) => obj,
+        None => match s.flights.run(key, || load(s, key, class)).await? {
+            Some(obj) => obj,
+            None => return Ok(not_found()),
         },
     };
-    // 304s, HEADs and 416s need no bytes.
-    let p = plan(parts, &head);
-    if !matches!(p, Plan::Full | Plan::Partial(..)) {
-        return Ok(respond(s, key, class, &head, p, None));
-    }
-    if head.len <= s.max_blob_body {
-        let Some((bytes, meta)) = s.storage.get(key).await? else {
-            return Ok(not_found());
-        };
-        let obj = Arc::new(Object::new(&meta, Some(bytes)));
-        s.blob_cache.insert(key, Some(obj.clone()), now + ttl);
-        // Re-planned: the object may have changed since the HEAD.
-        let p = plan(parts, &obj);
+    // Whole in memory, or no bytes needed (304s, HEADs and 416s): answered from `obj`.
+    let p = plan(parts, &obj);
+    if obj.body.is_some() || !matches!(p, Plan::Full | Plan::Partial(..)) {
         return Ok(respond(s, key, class, &obj, p, None));
     }
+    // Too large to keep whole: streamed from storage for this request alone, 256 KiB at a
+    // time, so memory per download stays small whatever the object's size.
     let range = match p {
         Plan::Partial(a, b) => Some((a, b)),
         _ => None,
     };
-    let Some(stream) = s.storage.get_stream(key, range).await? else {
+    let Some(stream) = s.get_stream(key, range).await? else {
         return Ok(not_found());
     };
     let obj = Object::new(&stream.meta, None);
@@ -280,6 +234,120 @@ async fn object(
         tracing::warn!(key = key_owned, error = %e, "storage error while streaming");
     }));
     Ok(respond(s, key, class, &obj, p, Some(body)))
+}
+
+/// The object from memory: whole (metadata, or a target in the blob cache), or only the head
+/// of a target too large to keep whole.
+fn cached(s: &Inner, key: &str, now: Instant, count: bool) -> Option<Arc<Object>> {
+    let metric = |cache, hit| {
+        if count {
+            s.metrics.cache(cache, hit);
+        }
+    };
+    if !key.starts_with("metadata/") && s.blob_cache.capacity() > 0 {
+        let whole = s.blob_cache.get(key, now);
+        metric("blob", whole.is_some());
+        if whole.is_some() {
+            return whole;
+        }
+    }
+    let found = s.meta_cache.get(key, now);
+    metric("metadata", found.is_some());
+    found
+}
+
+/// Reads `key` from storage into the caches; run once for all concurrent misses of `key`.
+async fn load(s: &Inner, key: &str, class: Class) -> Loaded {
+    let now = Instant::now();
+    // A load that finished just before this one began has filled the caches already.
+    if let Some(obj) = cached(s, key, now, false) {
+        return Ok(Some(obj));
+    }
+    let expires = now
+        + match class {
+            Class::Immutable => s.immutable_ttl,
+            Class::Mutable => s.mutable_ttl,
+        };
+    let found = if key.starts_with("metadata/") {
+        // TUF metadata is small and read whole, then kept for its TTL.
+        s.get(key).await?.map(|(bytes, meta)| {
+            let obj = Arc::new(Object::new(&meta, Some(bytes)));
+            if obj.len <= s.max_meta_body {
+                s.meta_cache.insert(key, obj.clone(), expires);
+            }
+            obj
+        })
+    } else {
+        load_target(s, key, expires).await?
+    };
+    match &found {
+        // Remembered only briefly: the object may be published a moment later.
+        None => {
+            s.negative.insert(key, now + s.mutable_ttl);
+        }
+        Some(_) => s.negative.remove(key),
+    }
+    Ok(found)
+}
+
+/// One storage request: a stream of the whole target, read into memory when the target is
+/// small enough to keep (its bytes then serve every waiting request), else dropped after its
+/// head, which is kept so that later requests know the length and validators.
+async fn load_target(
+    s: &Inner,
+    key: &str,
+    expires: Instant,
+) -> Result<Option<Arc<Object>>, StorageError> {
+    if s.max_blob_body == 0 {
+        // Nothing is kept whole: the head is all there is to learn.
+        let Some(meta) = s.head(key).await? else {
+            return Ok(None);
+        };
+        let head = Arc::new(Object::new(&meta, None));
+        s.meta_cache.insert(key, head.clone(), expires);
+        return Ok(Some(head));
+    }
+    let Some(stream) = s.get_stream(key, None).await? else {
+        return Ok(None);
+    };
+    if stream.meta.len > s.max_blob_body {
+        let head = Arc::new(Object::new(&stream.meta, None));
+        s.meta_cache.insert(key, head.clone(), expires);
+        return Ok(Some(head));
+    }
+    let bytes = read_exactly(stream.body, stream.meta.len, key)
+        .await
+        .inspect_err(|_| s.metrics.backend_error())?;
+    let obj = Arc::new(Object::new(&stream.meta, Some(bytes)));
+    s.blob_cache.insert(key, obj.clone(), expires);
+    Ok(Some(obj))
+}
+
+/// The stream's bytes, which must be exactly the `len` its head announced: an object that
+/// changes while it is read is an error, not a body that disagrees with its headers.
+async fn read_exactly(
+    mut body: ByteStream,
+    len: u64,
+    key: &str,
+) -> Result<bytes::Bytes, StorageError> {
+    let changed = || StorageError::Io {
+        what: "read",
+        key: key.to_owned(),
+        source: std::io::Error::other("the object changed while it was read"),
+    };
+    let len = usize::try_from(len).map_err(|_| changed())?;
+    let mut buf = BytesMut::with_capacity(len);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if chunk.len() > len - buf.len() {
+            return Err(changed());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if buf.len() != len {
+        return Err(changed());
+    }
+    Ok(buf.freeze())
 }
 
 /// Builds the response for `plan`. The body comes from `obj.body` (sliced for a range) or from

@@ -5,10 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
-use vigil_repository::storage::{self, S3Location, S3Options, Storage};
+use bytes::Bytes;
+use vigil_repository::storage::{
+    self, ObjectMeta, ObjectStream, S3Location, S3Options, Storage, StorageError,
+};
 
 use crate::auth::TokenSet;
-use crate::cache::ObjectCache;
+use crate::cache::{NegativeCache, Object, ObjectCache};
+use crate::flight::Flights;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::{Config, Error};
@@ -19,11 +23,16 @@ pub struct AppState(pub(crate) Arc<Inner>);
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub storage: Arc<dyn Storage>,
-    /// Metadata objects (whole), heads of targets, and "not found" answers.
+    /// Read only through the counting methods below.
+    storage: Arc<dyn Storage>,
+    /// Metadata objects (whole) and heads of targets too large to keep whole.
     pub meta_cache: ObjectCache,
-    /// Whole content-addressed targets.
+    /// Whole targets.
     pub blob_cache: ObjectCache,
+    /// "Not found" for names of the repository's scheme.
+    pub negative: NegativeCache,
+    /// Loads of objects in progress, shared by concurrent misses.
+    pub flights: Flights<Loaded>,
     pub max_meta_body: u64,
     pub max_blob_body: u64,
     pub mutable_ttl: Duration,
@@ -36,7 +45,14 @@ pub(crate) struct Inner {
     pub drain_timeout: Duration,
 }
 
+/// What a load of an object gives every request that shares it: the object (`None`: not
+/// found), or the storage error, shared.
+pub(crate) type Loaded = Result<Option<Arc<Object>>, Arc<StorageError>>;
+
 const MB: u64 = 1 << 20;
+/// "Not found" names kept at once; a scheme name is at most ~130 bytes, so this is well under
+/// 2 MiB with the bookkeeping.
+const NEGATIVE_ENTRIES: usize = 4096;
 
 impl AppState {
     /// Reads the tokens file, if any; touches nothing in `storage`.
@@ -54,6 +70,8 @@ impl AppState {
             storage,
             meta_cache: ObjectCache::new(usize::try_from(meta_bytes).unwrap_or(usize::MAX)),
             blob_cache: ObjectCache::new(usize::try_from(blob_bytes).unwrap_or(usize::MAX)),
+            negative: NegativeCache::new(NEGATIVE_ENTRIES),
+            flights: Flights::default(),
             // Bounded so one large object cannot flush everything else.
             max_meta_body: meta_bytes / 4,
             max_blob_body: blob_bytes / 8,
@@ -77,6 +95,42 @@ impl AppState {
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.0.storage
+    }
+}
+
+/// Every storage request the server makes goes through here, counted by operation; failures
+/// other than the caller's own (a bad key or range) count as backend errors once per request
+/// to storage, however many client requests shared it.
+impl Inner {
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
+        self.metrics.storage_read("head");
+        self.counted(self.storage.head(key).await)
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>, StorageError> {
+        self.metrics.storage_read("get");
+        self.counted(self.storage.get(key).await)
+    }
+
+    pub async fn get_stream(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<ObjectStream>, StorageError> {
+        self.metrics.storage_read("stream");
+        self.counted(self.storage.get_stream(key, range).await)
+    }
+
+    fn counted<T>(&self, r: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(e) = &r {
+            if !matches!(
+                e,
+                StorageError::BadKey { .. } | StorageError::BadRange { .. }
+            ) {
+                self.metrics.backend_error();
+            }
+        }
+        r
     }
 }
 

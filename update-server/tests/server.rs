@@ -483,6 +483,121 @@ async fn healthz_follows_the_repository() {
     srv.stop().await;
 }
 
+/// `vigil_storage_reads_total{op}` from /metrics.
+async fn storage_reads(srv: &Server, op: &str) -> u64 {
+    let (_, _, body) = get(&srv.url("/metrics"), &[]).await;
+    let text = String::from_utf8(body).unwrap();
+    let prefix = format!("vigil_storage_reads_total{{op=\"{op}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+async fn all_storage_reads(srv: &Server) -> [u64; 3] {
+    [
+        storage_reads(srv, "head").await,
+        storage_reads(srv, "get").await,
+        storage_reads(srv, "stream").await,
+    ]
+}
+
+/// `n` GETs of `path` at once; returns their statuses and the SHA-256 of their bodies (hashed
+/// as they arrive, so that many large bodies are never held at once).
+async fn concurrent_gets(srv: &Server, path: &str, n: usize) -> Vec<(u16, String)> {
+    let client = client();
+    let url = srv.url(path);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (client, url, barrier) = (client.clone(), url.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let mut resp = client.get(&url).send().await.unwrap();
+                let status = resp.status().as_u16();
+                let mut hash = Sha256::new();
+                while let Some(chunk) = resp.chunk().await.unwrap() {
+                    hash.update(&chunk);
+                }
+                (status, hex::encode(hash.finalize()))
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cold_requests_share_one_storage_read() {
+    // 7 MiB, as in the report: kept whole with the default 64 MiB blob cache.
+    let r = repo_with_blob(7 << 20);
+    // Long enough that the "not found" below cannot expire while the requests run.
+    let srv = start(&r.root, |c| c.metadata_cache_ms = 60_000).await;
+    assert_eq!(all_storage_reads(&srv).await, [0, 0, 0]);
+
+    let n = 64;
+    let got = concurrent_gets(&srv, &format!("/{}", r.blob_key), n).await;
+    let blob = sha256_hex(&r.blob);
+    assert!(got.iter().all(|(st, hash)| *st == 200 && *hash == blob));
+    // One stream of the whole blob, read into memory once and shared; no HEAD, no other read.
+    assert_eq!(all_storage_reads(&srv).await, [0, 0, 1]);
+
+    // Metadata too: one GET for all.
+    let got = concurrent_gets(&srv, "/metadata/1.root.json", n).await;
+    let root_json = sha256_hex(&r.root_json);
+    assert!(got
+        .iter()
+        .all(|(st, hash)| *st == 200 && *hash == root_json));
+    assert_eq!(all_storage_reads(&srv).await, [0, 1, 1]);
+
+    // And a missing scheme name: one lookup, then the negative cache answers.
+    let got = concurrent_gets(&srv, "/metadata/2.root.json", n).await;
+    assert!(got.iter().all(|(st, _)| *st == 404));
+    assert_eq!(all_storage_reads(&srv).await, [0, 2, 1]);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_scheme_names_are_remembered_as_not_found() {
+    let r = repo();
+    let srv = start(&r.root, |c| c.metadata_cache_ms = 60_000).await;
+    let hash = "ab".repeat(32);
+    let scheme = [
+        "/metadata/2.root.json".to_owned(),
+        format!("/targets/{hash}.vigil-8.vdb"),
+    ];
+    for path in &scheme {
+        let before = all_storage_reads(&srv).await;
+        for _ in 0..5 {
+            assert_eq!(get(&srv.url(path), &[]).await.0, 404, "{path}");
+        }
+        let after = all_storage_reads(&srv).await;
+        let reads: u64 = after.iter().zip(before).map(|(a, b)| a - b).sum();
+        assert_eq!(reads, 1, "{path}: one storage read, then remembered");
+    }
+    // Made-up names (the flood of the report: unique 250-byte names) cost a storage read each
+    // time and take no memory: they are not remembered.
+    let made_up = [
+        format!("/metadata/{}", "x".repeat(240)),
+        format!("/targets/{hash}.not-ours.bin"),
+        "/metadata/root.json".to_owned(),
+    ];
+    for path in &made_up {
+        let before = all_storage_reads(&srv).await;
+        for _ in 0..5 {
+            assert_eq!(get(&srv.url(path), &[]).await.0, 404, "{path}");
+        }
+        let after = all_storage_reads(&srv).await;
+        let reads: u64 = after.iter().zip(before).map(|(a, b)| a - b).sum();
+        assert_eq!(reads, 5, "{path}: not remembered");
+    }
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_bytes_and_latency() {
     let r = repo();
