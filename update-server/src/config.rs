@@ -9,6 +9,7 @@
 //! access_log = true
 //! timestamp_max_age_s = 60       # Cache-Control max-age of timestamp.json
 //! metadata_cache_ms = 1000       # in-memory life of timestamp.json and "not found" answers
+//! health_cache_ms = 1000         # /healthz asks storage at most this often
 //! immutable_cache_s = 3600       # in-memory life of versioned metadata and blobs
 //! metadata_cache_mb = 32
 //! blob_cache_mb = 64             # 0 disables; blobs over 1/8 of it are always streamed
@@ -43,6 +44,7 @@ pub struct Config {
     pub access_log: bool,
     pub timestamp_max_age_s: u64,
     pub metadata_cache_ms: u64,
+    pub health_cache_ms: u64,
     pub immutable_cache_s: u64,
     pub metadata_cache_mb: u64,
     pub blob_cache_mb: u64,
@@ -85,6 +87,7 @@ impl Default for Config {
             access_log: true,
             timestamp_max_age_s: 60,
             metadata_cache_ms: 1000,
+            health_cache_ms: 1000,
             immutable_cache_s: 3600,
             metadata_cache_mb: 32,
             blob_cache_mb: 64,

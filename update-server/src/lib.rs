@@ -13,6 +13,7 @@ pub mod cache;
 pub mod conditional;
 pub mod config;
 mod flight;
+mod health;
 pub mod metrics;
 pub mod range;
 pub mod ratelimit;

@@ -1,8 +1,9 @@
 //! The request handler: route, rate limit, authenticate, then answer from the caches or
 //! storage with the right status, validators, ranges and cache headers.
 //!
-//! Order of checks: `/healthz` and `/metrics` are open to all (load balancers and scrapers
-//! must not be limited or need a token); everything else is rate limited first (so it also
+//! Order of checks: `/healthz` and `/metrics` need no token (load balancers and scrapers
+//! have none); `/healthz` is rate limited in buckets of its own, `/metrics` (an encoding of
+//! counters in memory) not at all. Everything else is rate limited first (so it also
 //! throttles token guessing), then must be GET or HEAD, then authenticated, and only then is
 //! the path looked at, so an unauthenticated client learns nothing about what exists.
 //!
@@ -12,7 +13,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -28,11 +29,11 @@ use futures::{StreamExt, TryStreamExt};
 use vigil_repository::storage::{ByteStream, StorageError};
 
 use crate::cache::Object;
-use crate::conditional;
 use crate::range::{self, RangeReply};
-use crate::ratelimit::Decision;
+use crate::ratelimit::{Decision, RateLimiter};
 use crate::route::{self, Class, Route};
 use crate::state::{AppState, Inner, Loaded};
+use crate::{conditional, health};
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const BYTES: HeaderValue = HeaderValue::from_static("bytes");
@@ -79,7 +80,18 @@ async fn dispatch(
     let s = &*state.0;
     let readable = parts.method == Method::GET || parts.method == Method::HEAD;
     match route {
-        Route::Health if readable => return health(s).await,
+        Route::Health if readable => {
+            if let Some(denied) = limit(s.health_limiter.as_ref(), peer, now) {
+                return denied;
+            }
+            let verdict = health::check(s).await;
+            let status = if verdict.healthy() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            return plain(status, verdict.text());
+        }
         Route::Metrics if readable => {
             let mut resp = Response::new(Body::from(s.metrics.encode()));
             resp.headers_mut().insert(
@@ -93,13 +105,8 @@ async fn dispatch(
         Route::Health | Route::Metrics => return method_not_allowed(),
         _ => {}
     }
-    if let Some(limiter) = &s.limiter {
-        if let Decision::Deny { retry_after_secs } = limiter.check(peer, now) {
-            let (mut resp, n) = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
-            resp.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            return (resp, n);
-        }
+    if let Some(denied) = limit(s.limiter.as_ref(), peer, now) {
+        return denied;
     }
     if !readable {
         return method_not_allowed();
@@ -132,27 +139,15 @@ async fn dispatch(
     }
 }
 
-/// 200 when storage answers a HEAD of `metadata/timestamp.json` within 5 s: the repository is
-/// reachable and has been published. 503 otherwise (including an empty, never-published
-/// repository), so a load balancer sends clients elsewhere. Not cached: it is the one probe
-/// that must reach the backend.
-async fn health(s: &Inner) -> (Response, u64) {
-    let probe = s.head("metadata/timestamp.json");
-    match tokio::time::timeout(Duration::from_secs(5), probe).await {
-        Ok(Ok(Some(_))) => plain(StatusCode::OK, "ok\n"),
-        Ok(Ok(None)) => plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metadata/timestamp.json is missing\n",
-        ),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health check: storage error");
-            plain(StatusCode::SERVICE_UNAVAILABLE, "storage error\n")
-        }
-        Err(_) => {
-            s.metrics.backend_error();
-            plain(StatusCode::SERVICE_UNAVAILABLE, "storage timed out\n")
-        }
-    }
+/// `Some(429)` when `peer` is over its limit.
+fn limit(limiter: Option<&RateLimiter>, peer: IpAddr, now: Instant) -> Option<(Response, u64)> {
+    let Decision::Deny { retry_after_secs } = limiter?.check(peer, now) else {
+        return None;
+    };
+    let (mut resp, n) = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    Some((resp, n))
 }
 
 /// What a request gets, decided from the object's validators and length alone.

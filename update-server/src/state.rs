@@ -13,6 +13,7 @@ use vigil_repository::storage::{
 use crate::auth::TokenSet;
 use crate::cache::{NegativeCache, Object, ObjectCache};
 use crate::flight::Flights;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::{Config, Error};
@@ -33,6 +34,7 @@ pub(crate) struct Inner {
     pub negative: NegativeCache,
     /// Loads of objects in progress, shared by concurrent misses.
     pub flights: Flights<Loaded>,
+    pub health: Health,
     pub max_meta_body: u64,
     pub max_blob_body: u64,
     pub mutable_ttl: Duration,
@@ -40,6 +42,9 @@ pub(crate) struct Inner {
     pub mutable_cache_control: HeaderValue,
     pub tokens: Option<TokenSet>,
     pub limiter: Option<RateLimiter>,
+    /// `/healthz` has buckets of its own, so that busy clients behind one address cannot
+    /// starve a load balancer's probes, nor probes eat a client's allowance.
+    pub health_limiter: Option<RateLimiter>,
     pub metrics: Metrics,
     pub access_log: bool,
     pub drain_timeout: Duration,
@@ -72,6 +77,7 @@ impl AppState {
             blob_cache: ObjectCache::new(usize::try_from(blob_bytes).unwrap_or(usize::MAX)),
             negative: NegativeCache::new(NEGATIVE_ENTRIES),
             flights: Flights::default(),
+            health: Health::new(Duration::from_millis(config.health_cache_ms)),
             // Bounded so one large object cannot flush everything else.
             max_meta_body: meta_bytes / 4,
             max_blob_body: blob_bytes / 8,
@@ -80,6 +86,10 @@ impl AppState {
             mutable_cache_control,
             tokens,
             limiter: RateLimiter::new(
+                config.rate_limit.requests_per_second,
+                config.rate_limit.burst,
+            ),
+            health_limiter: RateLimiter::new(
                 config.rate_limit.requests_per_second,
                 config.rate_limit.burst,
             ),

@@ -474,12 +474,18 @@ async fn only_get_and_head_are_allowed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_follows_the_repository() {
     let r = repo();
-    let srv = start(&r.root, |_| {}).await;
+    let srv = start(&r.root, |c| c.health_cache_ms = 100).await;
     let (st, _, body) = get(&srv.url("/healthz"), &[]).await;
     assert_eq!((st.as_u16(), body.as_slice()), (200, b"ok\n".as_slice()));
     std::fs::remove_file(r.root.join("metadata/timestamp.json")).unwrap();
-    let (st, _, _) = get(&srv.url("/healthz"), &[]).await;
+    // The verdict is remembered for health_cache_ms, no longer.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (st, _, body) = get(&srv.url("/healthz"), &[]).await;
     assert_eq!(st, 503);
+    assert_eq!(body, b"metadata/timestamp.json is missing\n");
+    std::fs::write(r.root.join("metadata/timestamp.json"), &r.timestamp).unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(get(&srv.url("/healthz"), &[]).await.0, 200);
     srv.stop().await;
 }
 
@@ -595,6 +601,46 @@ async fn only_scheme_names_are_remembered_as_not_found() {
         let reads: u64 = after.iter().zip(before).map(|(a, b)| a - b).sum();
         assert_eq!(reads, 5, "{path}: not remembered");
     }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_healthz_is_answered_from_memory() {
+    let r = repo();
+    let srv = start(&r.root, |c| c.health_cache_ms = 60_000).await;
+    for _ in 0..30 {
+        let (st, _, body) = get(&srv.url("/healthz"), &[]).await;
+        assert_eq!((st.as_u16(), body.as_slice()), (200, b"ok\n".as_slice()));
+    }
+    let got = concurrent_gets(&srv, "/healthz", 32).await;
+    assert!(got.iter().all(|(st, _)| *st == 200));
+    // One probe of storage within health_cache_ms, however many asked.
+    assert_eq!(all_storage_reads(&srv).await, [1, 0, 0]);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_is_rate_limited_in_its_own_buckets() {
+    let r = repo();
+    let srv = start(&r.root, |c| {
+        c.rate_limit.requests_per_second = 0.2;
+        c.rate_limit.burst = 3;
+    })
+    .await;
+    let url = srv.url("/healthz");
+    for i in 0..3 {
+        assert_eq!(get(&url, &[]).await.0, 200, "probe {i}");
+    }
+    let (st, h, _) = get(&url, &[]).await;
+    assert_eq!(st, 429);
+    assert_eq!(header(&h, "retry-after"), "5");
+    // Probes did not use up the downloads' allowance, nor the other way round.
+    for i in 0..3 {
+        let st = get(&srv.url("/metadata/timestamp.json"), &[]).await.0;
+        assert_eq!(st, 200, "download {i}");
+    }
+    assert_eq!(get(&url, &[]).await.0, 429);
+    assert_eq!(get(&srv.url("/metrics"), &[]).await.0, 200);
     srv.stop().await;
 }
 
