@@ -1,16 +1,30 @@
-//! vigil-server beside nginx, measured with wrk, on the same repository directory.
+//! vigil-server beside nginx, measured with wrk, on the same repository directory; and
+//! vigil-server against itself with its caches flooded.
 //!
 //! ```sh
-//! cargo bench -p vigil-update-server --bench http      # builds the release vigil-server too
+//! cargo bench -p vigil-update-server --bench http            # every case
+//! cargo bench -p vigil-update-server --bench http -- flood   # only the cases named so
 //! ```
 //!
-//! Needs `nginx` and `wrk` (Debian packages of the same names); without them it says SKIP and
-//! exits 0. Both servers run with access logging off; vigil-server also without rate limiting
-//! and with its default caches. Scenarios: a ~1 KB `timestamp.json`, its revalidation (each
-//! server's own ETag in If-None-Match, so every answer is a 304), and a 2 MB blob.
-//! `VIGIL_BENCH_SECS` (default 10) and `VIGIL_BENCH_CONNECTIONS` (default 32) tune wrk.
-//! Prints a markdown table and whether the goals hold: at least 0.8x nginx's requests/s on the
-//! metadata GET and the 304, at least 0.5x its throughput on the blob.
+//! Arguments that do not start with `-` select the cases whose names contain one of them:
+//! "metadata GET", "304 revalidation", "2 MB blob GET" (each beside nginx) and "cache flooded
+//! with unique names". Needs `wrk`, and `nginx` for the comparisons (Debian packages of the
+//! same names); without them those cases say SKIP and it exits 0. Both servers run with access
+//! logging off; vigil-server also without rate limiting and with its default caches.
+//!
+//! Beside nginx: a ~1 KB `timestamp.json`, its revalidation (each server's own ETag in
+//! If-None-Match, so every answer is a 304), and a 2 MB blob. Goals: at least 0.8x nginx's
+//! requests/s on the metadata GET and the 304, at least 0.5x its throughput on the blob.
+//!
+//! Cache flooded: `timestamp.json` idle, then again after `VIGIL_BENCH_FLOOD_NAMES` (default
+//! 70,000) requests for unique 250-byte metadata names and while more of them keep coming at
+//! `VIGIL_BENCH_FLOOD_RPS` (default 1,000/s). The old cache, scanned whole on every insert,
+//! fell from ~15,000 to under 1,000 requests/s once that many names filled it. Goal: the
+//! flooded median, p99 and requests/s within 2x of idle.
+//!
+//! `VIGIL_BENCH_SECS` (default 10) and `VIGIL_BENCH_CONNECTIONS` (default 32) tune wrk;
+//! `VIGIL_BENCH_SERVER` runs another vigil-server binary (say, an older build) instead of
+//! the one built with the bench.
 
 // A bench is a harness: a setup step that fails should stop it loudly, as in a test.
 #![allow(clippy::unwrap_used)]
@@ -19,39 +33,84 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vigil-server");
+const NGINX_CASES: [&str; 3] = ["metadata GET", "304 revalidation", "2 MB blob GET"];
+const FLOOD_CASE: &str = "cache flooded with unique names";
 
 fn main() {
-    let Some(nginx) = find(&["/usr/sbin/nginx", "/usr/bin/nginx"], "nginx") else {
-        println!("SKIP: nginx not found (apt-get install nginx)");
-        return;
-    };
+    // cargo passes `--bench`; everything else is a case filter.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |case: &str| filters.is_empty() || filters.iter().any(|f| case.contains(f));
     let Some(wrk) = find(&["/usr/bin/wrk", "/usr/local/bin/wrk"], "wrk") else {
         println!("SKIP: wrk not found (apt-get install wrk)");
         return;
     };
-    let secs: u64 = env_or("VIGIL_BENCH_SECS", 10);
-    let conns: u64 = env_or("VIGIL_BENCH_CONNECTIONS", 32);
-
-    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-server");
-    let _ = std::fs::remove_dir_all(&work);
-    let repo = work.join("repo");
+    let bench = Bench {
+        wrk,
+        secs: env_or("VIGIL_BENCH_SECS", 10),
+        conns: env_or("VIGIL_BENCH_CONNECTIONS", 32),
+        server: std::env::var_os("VIGIL_BENCH_SERVER").map_or(PathBuf::from(BIN), PathBuf::from),
+        work: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-server"),
+    };
+    let _ = std::fs::remove_dir_all(&bench.work);
+    let repo = bench.work.join("repo");
     let blob_key = build_repo(&repo);
 
-    let mut vigil = start_vigil(&repo);
-    let mut ngx = start_nginx(&nginx, &work, &repo);
+    let nginx_cases: Vec<&str> = NGINX_CASES.into_iter().filter(|c| wanted(c)).collect();
+    if !nginx_cases.is_empty() {
+        match find(&["/usr/sbin/nginx", "/usr/bin/nginx"], "nginx") {
+            Some(nginx) => beside_nginx(&bench, &nginx, &repo, &blob_key, &nginx_cases),
+            None => println!("SKIP: nginx not found (apt-get install nginx)"),
+        }
+    }
+    if wanted(FLOOD_CASE) {
+        flooded(&bench, &repo);
+    }
+}
+
+struct Bench {
+    wrk: PathBuf,
+    secs: u64,
+    conns: u64,
+    /// The vigil-server binary to run.
+    server: PathBuf,
+    work: PathBuf,
+}
+
+impl Bench {
+    fn header(&self) -> String {
+        format!(
+            "wrk -t2 -c{} -d{}s --latency, 127.0.0.1, {} CPUs shared by wrk and the server; \
+             access logs off, rate limiting off on vigil-server ({})",
+            self.conns,
+            self.secs,
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            self.server.display()
+        )
+    }
+}
+
+fn beside_nginx(bench: &Bench, nginx: &Path, repo: &Path, blob_key: &str, cases: &[&'static str]) {
+    let mut vigil = start_vigil(&bench.server, repo);
+    let mut ngx = start_nginx(nginx, &bench.work, repo);
     let servers = [("vigil-server", vigil.addr), ("nginx", ngx.addr)];
 
     let mut rows: Vec<Row> = Vec::new();
-    for (scenario, path) in [
-        ("metadata GET", "/metadata/timestamp.json"),
-        ("304 revalidation", "/metadata/timestamp.json"),
-        ("2 MB blob GET", blob_key.as_str()),
-    ] {
+    for &scenario in cases {
+        let path = if scenario.contains("blob") {
+            blob_key
+        } else {
+            "/metadata/timestamp.json"
+        };
         for (server, addr) in servers {
             let mut headers = Vec::new();
             if scenario == "304 revalidation" {
@@ -66,7 +125,7 @@ fn main() {
                 // Warm up caches and check the server answers at all.
                 assert_eq!(status_of(addr, path, None), 200, "{server} {path}");
             }
-            let r = run_wrk(&wrk, addr, path, &headers, secs, conns);
+            let r = run_wrk(bench, addr, path, &headers);
             rows.push(Row {
                 scenario,
                 server,
@@ -77,11 +136,7 @@ fn main() {
     vigil.stop();
     ngx.stop();
 
-    println!(
-        "\nwrk -t2 -c{conns} -d{secs}s --latency, 127.0.0.1, {} CPUs shared by wrk and the server; \
-         access logs off on both, rate limiting off on vigil-server\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    println!("\n{}\n", bench.header());
     println!("| scenario | server | req/s | throughput MB/s | p99 latency ms | ratio vs nginx |");
     println!("|---|---|---:|---:|---:|---:|");
     let mut verdicts = Vec::new();
@@ -124,6 +179,238 @@ fn main() {
     }
 }
 
+/// `timestamp.json` idle, then with the caches flooded by unique names and a flood still
+/// running; one fresh server for both, so the idle numbers are its own.
+fn flooded(bench: &Bench, repo: &Path) {
+    let names = env_or("VIGIL_BENCH_FLOOD_NAMES", 70_000);
+    let rate = env_or("VIGIL_BENCH_FLOOD_RPS", 1_000);
+    let path = "/metadata/timestamp.json";
+    let mut vigil = start_vigil(&bench.server, repo);
+    let addr = vigil.addr;
+    assert_eq!(status_of(addr, path, None), 200);
+
+    let idle_cpu = CpuClock::start(vigil.child.id());
+    let idle = run_wrk(bench, addr, path, &[]);
+    let idle_cpu = idle_cpu.percent();
+    let idle_rss = rss_mib(vigil.child.id());
+
+    // Fill: as fast as the server takes them, in batches of 10k to show any slowdown.
+    let mut batches = Vec::new();
+    let mut next = 0;
+    while next < names {
+        let end = (next + 10_000).min(names);
+        let t = Instant::now();
+        let flood = Flood::start(addr, next, end, None);
+        flood.wait();
+        batches.push((end - next) as f64 / t.elapsed().as_secs_f64());
+        next = end;
+    }
+
+    // Measure while new unique names keep arriving at a steady rate.
+    let flood = Flood::start(addr, next, u64::MAX, Some(rate));
+    let t = Instant::now();
+    let cpu = CpuClock::start(vigil.child.id());
+    let busy = run_wrk(bench, addr, path, &[]);
+    let busy_cpu = cpu.percent();
+    let sent = flood.stop();
+    let flood_rate = sent as f64 / t.elapsed().as_secs_f64();
+    let busy_rss = rss_mib(vigil.child.id());
+    vigil.stop();
+
+    println!("\n{}\n", bench.header());
+    println!(
+        "{FLOOD_CASE}: {names} unique 250-byte metadata names first (req/s per 10k: {}), then \
+         more at {rate}/s during the measurement (achieved {flood_rate:.0}/s)\n",
+        batches
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("| timestamp.json | req/s | p50 ms | p99 ms | server CPU | server RSS MiB |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (label, r, cpu, rss) in [
+        ("idle", &idle, idle_cpu, idle_rss),
+        ("cache flooded", &busy, busy_cpu, busy_rss),
+    ] {
+        println!(
+            "| {label} | {:.0} | {:.2} | {:.2} | {cpu:.0}% | {rss:.0} |",
+            r.req_per_s, r.p50_ms, r.p99_ms
+        );
+        if !r.problems.is_empty() {
+            println!("| ({}) |  |  |  |  |  |", r.problems.join("; "));
+        }
+    }
+    let slower = [
+        idle.req_per_s / busy.req_per_s,
+        busy.p50_ms / idle.p50_ms,
+        busy.p99_ms / idle.p99_ms,
+    ];
+    println!(
+        "| flooded vs idle | {:.2}x slower | {:.2}x | {:.2}x |  |  |",
+        slower[0], slower[1], slower[2]
+    );
+    let worst = slower.iter().copied().fold(0.0, f64::max);
+    println!(
+        "\n- {FLOOD_CASE}: worst {worst:.2}x of idle (goal <= 2x): {}",
+        if worst <= 2.0 { "met" } else { "MISSED" }
+    );
+}
+
+/// Requests for unique 250-byte names `/metadata/f000…<i>`, `first..end`, on four keep-alive
+/// connections, as fast as answered or at `rate` per second in all.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    const CONNECTIONS: u64 = 4;
+
+    fn start(addr: SocketAddr, first: u64, end: u64, rate: Option<u64>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let next = Arc::new(AtomicU64::new(first));
+        let gap = rate.map(|r| Duration::from_secs_f64(Self::CONNECTIONS as f64 / r as f64));
+        let threads = (0..Self::CONNECTIONS)
+            .map(|_| {
+                let (stop, sent, next) = (stop.clone(), sent.clone(), next.clone());
+                std::thread::spawn(move || {
+                    let mut conn = KeepAlive::connect(addr);
+                    let mut due = Instant::now();
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= end {
+                            break;
+                        }
+                        if let Some(gap) = gap {
+                            due += gap;
+                            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                        }
+                        let status = conn.get(&format!("/metadata/f{i:0>240}"));
+                        assert_eq!(status, 404, "a flood name was found");
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            sent,
+            threads,
+        }
+    }
+
+    fn wait(self) -> u64 {
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wait()
+    }
+}
+
+/// A minimal HTTP/1.1 client on one connection, for answers with a Content-Length.
+struct KeepAlive {
+    reader: BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    fn connect(addr: SocketAddr) -> Self {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        Self {
+            reader: BufReader::new(s),
+        }
+    }
+
+    fn get(&mut self, path: &str) -> u16 {
+        write!(
+            self.reader.get_mut(),
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+        .unwrap();
+        let mut status = 0;
+        let mut len = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(self.reader.read_line(&mut line).unwrap() > 0, "closed");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if status == 0 {
+                status = l
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+            } else if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; len];
+        self.reader.read_exact(&mut body).unwrap();
+        status
+    }
+}
+
+/// CPU time of a process over an interval, as a percentage of one CPU.
+struct CpuClock {
+    pid: u32,
+    ticks: u64,
+    at: Instant,
+}
+
+impl CpuClock {
+    fn start(pid: u32) -> Self {
+        Self {
+            pid,
+            ticks: cpu_ticks(pid),
+            at: Instant::now(),
+        }
+    }
+
+    fn percent(self) -> f64 {
+        // USER_HZ is 100 on every Linux target that matters here.
+        let secs = (cpu_ticks(self.pid) - self.ticks) as f64 / 100.0;
+        100.0 * secs / self.at.elapsed().as_secs_f64()
+    }
+}
+
+/// utime + stime from /proc/PID/stat (fields 14 and 15, after the parenthesised name).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 struct Row {
     scenario: &'static str,
     server: &'static str,
@@ -134,6 +421,7 @@ struct Row {
 struct WrkResult {
     req_per_s: f64,
     mb_per_s: f64,
+    p50_ms: f64,
     p99_ms: f64,
     problems: Vec<String>,
 }
@@ -223,8 +511,8 @@ impl Drop for Server {
     }
 }
 
-fn start_vigil(repo: &Path) -> Server {
-    let mut child = Command::new(BIN)
+fn start_vigil(bin: &Path, repo: &Path) -> Server {
+    let mut child = Command::new(bin)
         .args(["--repo", repo.to_str().unwrap()])
         .args(["--listen", "127.0.0.1:0", "--no-access-log"])
         .args(["--rate-limit", "0", "--rate-burst", "0"])
@@ -355,19 +643,12 @@ fn etag_of(addr: SocketAddr, path: &str) -> String {
         .expect("no ETag")
 }
 
-fn run_wrk(
-    wrk: &Path,
-    addr: SocketAddr,
-    path: &str,
-    headers: &[String],
-    secs: u64,
-    conns: u64,
-) -> WrkResult {
-    let mut cmd = Command::new(wrk);
+fn run_wrk(bench: &Bench, addr: SocketAddr, path: &str, headers: &[String]) -> WrkResult {
+    let mut cmd = Command::new(&bench.wrk);
     cmd.args([
         "-t2",
-        &format!("-c{conns}"),
-        &format!("-d{secs}s"),
+        &format!("-c{}", bench.conns),
+        &format!("-d{}s", bench.secs),
         "--latency",
     ]);
     for h in headers {
@@ -379,8 +660,8 @@ fn run_wrk(
     parse_wrk(&text)
 }
 
-/// Reads `Requests/sec:`, `Transfer/sec:` and the 99% line of `--latency`, and notes socket
-/// errors and non-2xx/3xx answers, which would make a fast number meaningless.
+/// Reads `Requests/sec:`, `Transfer/sec:` and the 50% and 99% lines of `--latency`, and notes
+/// socket errors and non-2xx/3xx answers, which would make a fast number meaningless.
 fn parse_wrk(text: &str) -> WrkResult {
     let mut r = WrkResult::default();
     for line in text.lines() {
@@ -389,6 +670,8 @@ fn parse_wrk(text: &str) -> WrkResult {
             r.req_per_s = v.trim().parse().unwrap_or(0.0);
         } else if let Some(v) = line.strip_prefix("Transfer/sec:") {
             r.mb_per_s = bytes(v.trim()) / 1e6;
+        } else if let Some(v) = line.strip_prefix("50%") {
+            r.p50_ms = millis(v.trim());
         } else if let Some(v) = line.strip_prefix("99%") {
             r.p99_ms = millis(v.trim());
         } else if line.starts_with("Socket errors") || line.starts_with("Non-2xx") {
