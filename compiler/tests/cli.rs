@@ -332,3 +332,57 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Issue 18, finding 7: another user plants a symlink where the output's temporary file would
+/// be (`.<name>.tmp-<pid>` was predictable); the build must never follow it.
+#[test]
+fn planted_temporary_symlink_is_never_followed() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let db = keys_and_db(t.path(), 1);
+    let shared = t.path().join("shared");
+    fs::create_dir(&shared).expect("mkdir");
+    let victim = t.path().join("victim.conf");
+    fs::write(&victim, "root-owned configuration\n").expect("write");
+    // The shell plants links under the names the old code used (its pid is the build's, as it
+    // execs), and for the public key as well, then becomes vigil-build.
+    let script = r#"
+        ln -s "$VICTIM" "$SHARED/.out.vdb.tmp-$$"
+        ln -s "$VICTIM" "$SHARED/.vigil.pub.tmp-$$"
+        exec "$BIN" build --rules "$RULES" --key "$KEY" --version 2 -o "$SHARED/out.vdb"
+    "#;
+    let o = run(Command::new("sh")
+        .args(["-c", script])
+        .env("VICTIM", &victim)
+        .env("SHARED", &shared)
+        .env("BIN", env!("CARGO_BIN_EXE_vigil-build"))
+        .env("RULES", rules_src())
+        .env("KEY", t.path().join("vigil.key"))
+        .env_remove("SOURCE_DATE_EPOCH"));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        fs::read_to_string(&victim).expect("victim"),
+        "root-owned configuration\n",
+        "the planted symlink was followed"
+    );
+    let out = shared.join("out.vdb");
+    let meta = fs::symlink_metadata(&out).expect("output");
+    assert!(
+        meta.is_file(),
+        "the output is a regular file, not the planted link"
+    );
+    assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+    assert_ne!(fs::read(&out).expect("out"), fs::read(&db).expect("db"));
+    let o = run(bin()
+        .args(["verify", "--pubkey"])
+        .arg(t.path().join("vigil.pub"))
+        .arg(&out));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Nothing else is left behind but the planted links themselves.
+    let mut left: Vec<String> = fs::read_dir(&shared)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left.len(), 3, "{left:?}");
+}

@@ -9,7 +9,13 @@ use vigil_format::{PublicKey, SecretKey};
 
 /// Writes `bytes` to a temporary file next to `path`, syncs it and renames it into place, so a
 /// reader never sees a half-written file and a failure leaves no output at all.
+///
+/// The temporary file has a random name and is created with `O_CREAT|O_EXCL` (tempfile), so a
+/// symlink planted in a shared output directory is never followed: a predictable name opened
+/// with `File::create` would let another user make us overwrite a file of their choosing.
+/// Outputs are world-readable (0644), as a database or public key is meant to be served.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -17,22 +23,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", name.to_string_lossy()))
+            .suffix(".tmp")
+            .permissions(fs::Permissions::from_mode(0o644))
+            .tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok::<(), std::io::Error>(())
     })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", path.display()));
-    }
-    Ok(())
+    result.with_context(|| format!("writing {}", path.display()))
 }
 
 pub fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
