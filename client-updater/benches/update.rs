@@ -574,7 +574,7 @@ fn swap_bench(v1: &[u8], v2: &[u8], keys: &[PublicKey], cache: &Path) -> SwapBen
     let mut expect = BTreeMap::from([(1, verdicts(&first, &files))]);
     let shared = Arc::new(SharedEngine::new(first));
     let socket = tmp.path().join("vigil.sock");
-    let listener = bind(&socket, 0o600).expect("binding the scan socket");
+    let listener = bind(&socket, 0o600, None).expect("binding the scan socket");
     let stop = Arc::new(AtomicBool::new(false));
     let cfg = ServiceConfig {
         socket: socket.clone(),

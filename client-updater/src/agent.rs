@@ -32,6 +32,8 @@ use crate::update::{load_keys, update, Dirs, Options, Outcome};
 /// Runs until SIGTERM or SIGINT. Returns the process exit code.
 pub async fn run(config_path: PathBuf, mut cfg: Config) -> Result<u8, UpdateError> {
     let mut keys = load_keys(&cfg)?;
+    // Checked now, so a bad setting stops the start rather than the service later.
+    let svc = service_config(&config_path, &cfg)?;
     let dirs = Dirs::new(&cfg.database_dir);
     dirs.create()?;
     let mut term = signal(SignalKind::terminate()).map_err(sig_err)?;
@@ -62,7 +64,6 @@ pub async fn run(config_path: PathBuf, mut cfg: Config) -> Result<u8, UpdateErro
     let shared = Arc::new(SharedEngine::new(engine));
     let stop = Arc::new(AtomicBool::new(false));
     let service = {
-        let svc = service_config(&cfg);
         tracing::info!(socket = %svc.socket.display(), "scan service listening");
         let (shared, stop) = (shared.clone(), stop.clone());
         std::thread::Builder::new()
@@ -150,15 +151,43 @@ fn sig_err(e: std::io::Error) -> UpdateError {
     UpdateError::Other(format!("installing signal handlers: {e}"))
 }
 
-fn service_config(cfg: &Config) -> ServiceConfig {
-    ServiceConfig {
+fn service_config(path: &Path, cfg: &Config) -> Result<ServiceConfig, UpdateError> {
+    let socket_group = match &cfg.agent.socket_group {
+        None => None,
+        Some(g) => Some(group_id(g).ok_or_else(|| UpdateError::Config {
+            path: path.to_path_buf(),
+            message: format!(
+                "agent.socket_group: no group {g:?} in /etc/group (give a name or a numeric gid)"
+            ),
+        })?),
+    };
+    Ok(ServiceConfig {
         socket: cfg.agent.socket.clone(),
         socket_mode: cfg.agent.socket_mode,
+        socket_group,
         threads: cfg.agent.scan_threads.max(1),
         max_connections: cfg.agent.max_connections.max(1),
+        max_connections_per_uid: cfg.agent.max_connections_per_uid.max(1),
         limits: limits(cfg),
+        request_timeout: Duration::from_secs(cfg.agent.request_timeout_secs.max(1)),
         ..ServiceConfig::default()
+    })
+}
+
+/// A group's id from a numeric gid or a name in /etc/group (the socket's group is a local
+/// system group, as clamd's `LocalSocketGroup`).
+fn group_id(name: &str) -> Option<u32> {
+    if let Ok(gid) = name.parse() {
+        return Some(gid);
     }
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next()? == name).then_some(())?;
+            f.nth(1)?.parse().ok()
+        })
 }
 
 fn limits(cfg: &Config) -> Limits {
@@ -420,8 +449,20 @@ pub fn scheduled_scan(
                                 }
                             }
                         }
-                        Err(vigil_scan_core::ScanError::TooLarge { .. } | vigil_scan_core::ScanError::NotRegular) => t.skipped += 1,
-                        Err(_) => t.errors += 1,
+                        Err(e) if e.is_skip() => t.skipped += 1,
+                        Err(e) => {
+                            // An unreadable file, or one that changed under the scan (a user
+                            // truncating it, say): a line of its own, so no file goes unseen.
+                            t.errors += 1;
+                            drop(t);
+                            let line = json!({
+                                "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
+                                "path": path, "error": e.to_string(), "db_version": engine.db_version(),
+                            });
+                            if let Err(e) = write(line) {
+                                *write_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            }
+                        }
                     }
                 }
             });
@@ -467,4 +508,17 @@ pub fn scheduled_scan(
 /// For tests and tools: the path of the active database.
 pub fn active_path(dir: &Path) -> PathBuf {
     dir.join(crate::install::ACTIVE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_group_by_name_or_number() {
+        assert_eq!(group_id("0"), Some(0));
+        assert_eq!(group_id("65534"), Some(65534));
+        assert_eq!(group_id("root"), Some(0));
+        assert_eq!(group_id("no-such-group-vigil"), None);
+    }
 }

@@ -108,8 +108,15 @@ pub struct Agent {
     /// The Unix socket of the scan service (`vigil-scan --daemon`).
     pub socket: PathBuf,
     pub socket_mode: u32,
+    /// Group of the socket (a name from /etc/group or a numeric gid): with `socket_mode`
+    /// 0o660, its members may ask for scans. Unset: root's group.
+    pub socket_group: Option<String>,
     pub scan_threads: usize,
     pub max_connections: usize,
+    /// Connections one uid may hold at once.
+    pub max_connections_per_uid: usize,
+    /// A request line (and a stream, plus a second per MiB) must arrive within this.
+    pub request_timeout_secs: u64,
     /// Per-file limits for service and scheduled scans.
     pub max_filesize: u64,
     pub scan_timeout_secs: u64,
@@ -122,8 +129,11 @@ impl Default for Agent {
         Self {
             socket: PathBuf::from("/run/vigil/vigil.sock"),
             socket_mode: 0o660,
+            socket_group: None,
             scan_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_connections: 16,
+            max_connections_per_uid: 8,
+            request_timeout_secs: 10,
             max_filesize: 100 << 20,
             scan_timeout_secs: 120,
             scheduled: Vec::new(),

@@ -6,7 +6,8 @@
 //!
 //! Every run is a separate process under /usr/bin/time (wall clock, max RSS). Load time is a run
 //! over one tiny file; throughput is corpus bytes / (full run - load run).
-//! `cargo build --release -p vigil-scan-core && cargo bench -p vigil-scan-core --bench scan`
+//! `cargo bench -p vigil-scan-core --bench scan` (VIGIL_BENCH_SETS=a,b to pick sets,
+//! VIGIL_BENCH_BASELINE=old/vigil-scan to add an older build's rows beside this one's).
 //! Corpus: /usr/share/clamav-testfiles, /usr/bin and /usr/lib/x86_64-linux-gnu, copied once to
 //! target/bench-corpus (regular files up to 32 MB each, about 1 GB in all; $VIGIL_BENCH_BYTES).
 
@@ -192,11 +193,15 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("--swap-probe") {
         return swap_probe();
     }
-    let vigil = root().join("target/release/vigil-scan");
-    if !vigil.exists() || !Path::new("/usr/bin/time").exists() {
-        println!("SKIP: needs target/release/vigil-scan (cargo build --release -p vigil-scan-core) and /usr/bin/time (Debian package time)");
+    // Cargo builds the binary for its benches, wherever its target directory is.
+    let vigil = PathBuf::from(env!("CARGO_BIN_EXE_vigil-scan"));
+    if !Path::new("/usr/bin/time").exists() {
+        println!("SKIP: needs /usr/bin/time (Debian package time)");
         return;
     }
+    // VIGIL_BENCH_BASELINE=/path/to/an/older/vigil-scan adds its rows beside this build's, in
+    // the same run on the same files (how a change's cost is measured).
+    let baseline = std::env::var_os("VIGIL_BENCH_BASELINE").map(PathBuf::from);
     let budget = std::env::var("VIGIL_BENCH_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -306,9 +311,9 @@ fn main() {
             "cache-{}",
             dir.file_name().expect("name").to_string_lossy()
         ));
-        let vig = |threads: usize, target: &Path| -> Vec<String> {
+        let vig_with = |exe: &Path, cache: &Path, threads: usize, target: &Path| -> Vec<String> {
             let mut v = vec![
-                s(&vigil),
+                s(exe),
                 "-d".into(),
                 s(&db_path),
                 "--pubkey".into(),
@@ -316,7 +321,7 @@ fn main() {
             ];
             v.extend([
                 "--cache-dir".into(),
-                s(&cache),
+                s(cache),
                 "-r".into(),
                 "-i".into(),
                 "--no-summary".into(),
@@ -324,6 +329,7 @@ fn main() {
             v.extend(["--threads".into(), threads.to_string(), s(target)]);
             v
         };
+        let vig = |threads: usize, target: &Path| vig_with(&vigil, &cache, threads, target);
         let (cold, cold_rss) = timed(&vig(1, &tiny));
         for threads in [1, 2] {
             run_tool(
@@ -334,6 +340,19 @@ fn main() {
                 &vig(threads, &corpus_dir),
                 bytes,
             );
+            if let Some(old) = &baseline {
+                // Its own cache directory: the two builds' cache formats may differ.
+                let old_cache = cache.with_extension("baseline");
+                let _ = timed(&vig_with(old, &old_cache, 1, &tiny));
+                run_tool(
+                    &mut rows,
+                    set,
+                    &format!("baseline vigil-scan, {threads} thread(s)"),
+                    &vig_with(old, &old_cache, threads, &tiny),
+                    &vig_with(old, &old_cache, threads, &corpus_dir),
+                    bytes,
+                );
+            }
         }
         let swap = Command::new(std::env::current_exe().expect("exe"))
             .args(["--swap-probe", &s(&db_path), &s(&pubkey)])

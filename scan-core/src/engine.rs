@@ -1,7 +1,7 @@
 //! The engine: built once from a verified database, then shared read-only by every scan.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +16,7 @@ use vigil_format::{PublicKey, SectionKind};
 use crate::body::{BodyMatcher, BodyMatcherBuilder, Prefilter};
 use crate::error::{EngineError, Limits, ScanError};
 use crate::hashes::{digests, HashTable, Hasher};
+use crate::input::{self, Contents, Opened, Spool};
 use crate::yara::{YaraRules, YaraScanner};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -158,6 +159,7 @@ impl Engine {
         Scanner {
             engine: self,
             yara: self.yara.as_ref().map(YaraRules::scanner),
+            buf: Vec::new(),
         }
     }
 
@@ -181,6 +183,8 @@ impl Engine {
 pub struct Scanner<'e> {
     engine: &'e Engine,
     yara: Option<YaraScanner<'e>>,
+    /// File contents, reused from file to file (see [`crate::input`]).
+    buf: Vec<u8>,
 }
 
 impl Scanner<'_> {
@@ -245,43 +249,45 @@ impl Scanner<'_> {
         Ok(report)
     }
 
-    /// Scans a regular file, memory-mapped so a 4 GiB file is never read into memory whole.
+    /// Scans the regular file at `path` (symlinks followed). The path is opened without
+    /// blocking and checked through the descriptor, and the file is read, never mapped: see
+    /// [`crate::input`] for why.
     pub fn scan_file(&mut self, path: &Path, limits: &Limits) -> Result<ScanReport, ScanError> {
-        let meta = std::fs::metadata(path)?;
-        if !meta.is_file() {
-            return Err(ScanError::NotRegular);
-        }
-        if meta.len() > limits.max_filesize {
-            return Err(ScanError::TooLarge {
-                size: meta.len(),
-                limit: limits.max_filesize,
-            });
-        }
-        let file = File::open(path)?;
-        self.scan_open_file(&file, limits)
+        let opened = input::open_regular(path)?;
+        self.scan_opened(&opened, limits)
     }
 
-    /// Scans an open regular file, memory-mapped: a spool the caller wrote (the scan service
-    /// receives streams this way), or a file it opened itself.
-    pub fn scan_open_file(
-        &mut self,
-        file: &File,
-        limits: &Limits,
-    ) -> Result<ScanReport, ScanError> {
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(ScanError::NotRegular);
+    /// Scans a file the caller opened (a descriptor a client passed, say), after the same
+    /// checks as [`Scanner::scan_file`]. The file's offset must be at its start.
+    pub fn scan_open_file(&mut self, file: File, limits: &Limits) -> Result<ScanReport, ScanError> {
+        let opened = input::checked(file)?;
+        self.scan_opened(&opened, limits)
+    }
+
+    fn scan_opened(&mut self, opened: &Opened, limits: &Limits) -> Result<ScanReport, ScanError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = match input::load(opened, limits, &mut buf) {
+            Ok(Contents::Buffer) => self.scan_bytes(&buf, limits),
+            Ok(Contents::Spool(map)) => self.scan_bytes(&map, limits),
+            Err(e) => Err(e),
+        };
+        if buf.capacity() <= input::KEEP_BUFFER {
+            buf.clear();
+            self.buf = buf;
         }
-        if meta.len() > limits.max_filesize {
+        result
+    }
+
+    /// Scans a [`Spool`] this process wrote (a received stream), mapped: no one else holds it.
+    pub fn scan_spool(&mut self, spool: &Spool, limits: &Limits) -> Result<ScanReport, ScanError> {
+        let size = spool.len()?;
+        if size > limits.max_filesize {
             return Err(ScanError::TooLarge {
-                size: meta.len(),
+                size,
                 limit: limits.max_filesize,
             });
         }
-        if meta.len() == 0 {
-            return self.scan_bytes(&[], limits);
-        }
-        let map = map_file(file)?;
+        let map = spool.map()?;
         self.scan_bytes(&map, limits)
     }
 
@@ -305,8 +311,8 @@ impl Scanner<'_> {
                 limit: limits.max_filesize,
             });
         }
-        let mut spool = tempfile::tempfile()?;
-        std::io::Write::write_all(&mut spool, &buf)?;
+        let mut spool = Spool::new()?;
+        spool.write_all(&buf)?;
         drop(buf);
         let copied = std::io::copy(
             &mut reader.take(limits.max_filesize.saturating_sub(cap as u64) + 1),
@@ -319,18 +325,8 @@ impl Scanner<'_> {
                 limit: limits.max_filesize,
             });
         }
-        let map = map_file(&spool)?;
-        self.scan_bytes(&map, limits)
+        self.scan_spool(&spool, limits)
     }
-}
-
-/// The one place vigil uses `unsafe`: mapping a file. The map is read-only and private; if
-/// another process truncates the file during the scan the kernel may signal SIGBUS, the same
-/// trade-off clamd and yara make for scanning large files without reading them into memory.
-#[allow(unsafe_code)]
-fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
-    // SAFETY: see above; the mapping is only read, and lives no longer than the scan.
-    unsafe { memmap2::Mmap::map(file) }
 }
 
 /// Hasher re-exported for streaming callers that hash while copying.

@@ -41,8 +41,23 @@ pub enum ScanError {
     TooLarge { size: u64, limit: u64 },
     #[error("not a regular file")]
     NotRegular,
+    #[error("on a pseudo-filesystem ({fs}): not scanned")]
+    PseudoFilesystem { fs: &'static str },
+    #[error("file changed while being read ({got} of {expected} bytes)")]
+    Changed { expected: u64, got: u64 },
     #[error("YARA scan failed: {0}")]
     Yara(String),
+}
+
+impl ScanError {
+    /// Not scanned by choice rather than failed: not a regular file, on a pseudo-filesystem,
+    /// over the size limit (clamscan counts these as skipped, not as errors).
+    pub fn is_skip(&self) -> bool {
+        matches!(
+            self,
+            ScanError::NotRegular | ScanError::PseudoFilesystem { .. } | ScanError::TooLarge { .. }
+        )
+    }
 }
 
 /// Per-scan limits, as clamscan's --max-filesize and a per-file timeout.

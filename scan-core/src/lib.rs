@@ -13,6 +13,7 @@ pub mod body;
 pub mod engine;
 pub mod error;
 pub mod hashes;
+pub mod input;
 pub mod service;
 pub mod shared;
 pub mod walk;

@@ -47,13 +47,19 @@
 //!
 //! # Security
 //!
-//! The service scans any path its user can read and tells the client whether the file
-//! matched, and the SHA-256 of files that did, as clamd does. The socket's mode
-//! (default `0o660`) and its directory's decide who may ask; keep both as strict as the files
-//! the service can read. Requests are untrusted input: line length and stream size are capped
-//! before anything is read into memory, and no request can panic the service.
+//! The service usually runs as root; every peer is untrusted. A `scan` runs with the peer's
+//! filesystem rights ([`peer`]): the walk and the opens happen on threads that take the
+//! peer's uid, gid and groups as their effective ids, so a peer gets "permission denied"
+//! exactly where it would reading the file itself and learns nothing else about it. Files are
+//! opened without blocking and checked through the descriptor, and read rather than mapped
+//! ([`crate::input`]), so a FIFO or a truncation cannot hang or kill the service. The socket's
+//! mode and group decide who may connect at all. Requests are untrusted input: line length and
+//! stream size are capped before anything is read into memory, a request line and a stream
+//! must arrive within a total deadline (a client trickling bytes cannot hold a slot), each uid
+//! may hold only some of the connections, and no request can panic the service.
 
 mod client;
+pub mod peer;
 mod server;
 
 use serde::{Deserialize, Serialize};
@@ -103,6 +109,14 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_secs: Option<u64>,
     },
+}
+
+impl Request {
+    /// Parses one request line (without its newline) as the service does. Anything but one
+    /// JSON object of a known command with known fields is an error that says what is wrong.
+    pub fn parse(line: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(line).map_err(|e| format!("bad request: {e}"))
+    }
 }
 
 /// Reply to `ping`.
@@ -222,6 +236,9 @@ impl FileResult {
             ),
             Err(ScanError::NotRegular) => {
                 Self::problem(path, db_version, crate::walk::SKIP_NOT_REGULAR)
+            }
+            Err(e @ ScanError::PseudoFilesystem { .. }) => {
+                Self::not_scanned(path, db_version, Status::Skipped, e.to_string())
             }
             Err(e) => Self::not_scanned(path, db_version, Status::Error, e.to_string()),
         }

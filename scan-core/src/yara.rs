@@ -1,8 +1,12 @@
 //! YARA rules: compiled by yara-x from the database's sources (all in one namespace, as lint
 //! compiled them), with a cache of the compiled form keyed by the database's SHA-256.
 
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
+
+use rustix::fs::{FileType, Mode, OFlags};
 
 use sha2::{Digest, Sha256};
 use vigil_format::sections::SourceFile;
@@ -16,18 +20,37 @@ pub struct YaraRules {
     from_cache: bool,
 }
 
-/// Cache file: magic, SHA-256 of the blob, then yara-x's serialized rules. The hash is checked
-/// before yara-x deserializes anything, so a torn or altered cache is recompiled, not trusted.
+/// Cache file: magic, the SHA-256 of the database it was compiled from, the SHA-256 of the
+/// engine build that wrote it, the SHA-256 of the blob, then yara-x's serialized rules. All
+/// three are checked before yara-x deserializes anything, so a torn or altered cache, one
+/// compiled from another database, or one from another build is recompiled, not trusted.
 ///
 /// The blob includes the native code wasmtime generated (yara-x's `native-code-serialization`),
 /// which turns a warm start from a JIT compile into a copy. Native code from disk is trusted
 /// code, so a cache is used only when no one else could have written it: the directory and
-/// the file must not be group- or world-writable and must belong to this process's user. The
-/// cache is therefore as trustworthy as the database directory it sits in.
-const CACHE_MAGIC: &[u8; 8] = b"VIGILYC2";
+/// the file must belong to this process's effective user (`geteuid`, not a path under /proc
+/// that may be hidden) and be neither group- nor world-writable. Both are opened with
+/// `O_NOFOLLOW` and checked through their descriptors, and the file is read and written only
+/// relative to the checked directory's descriptor, so a symlink or a swapped path cannot send
+/// the read or the write elsewhere. The cache is as trustworthy as the directory it sits in.
+const CACHE_MAGIC: &[u8; 8] = b"VIGILYC3";
+const HEADER: usize = 8 + 32 * 3;
 
-fn cache_path(dir: &Path, db_sha256: &[u8; 32]) -> std::path::PathBuf {
-    dir.join(format!("{}.yarac", hex::encode(db_sha256)))
+/// What the compiled form depends on besides the sources: this crate and yara-x (pinned in
+/// the workspace), and the machine the native code is for.
+fn engine_build() -> String {
+    format!(
+        "vigil-scan-core {} yara-x 1.22.1 native {}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// Cache files larger than this are not read (compiled rule sets are megabytes).
+const MAX_CACHE_FILE: u64 = 1 << 30;
+
+fn cache_name(db_sha256: &[u8; 32]) -> String {
+    format!("{}.yarac", hex::encode(db_sha256))
 }
 
 impl YaraRules {
@@ -37,7 +60,7 @@ impl YaraRules {
         cache_dir: Option<&Path>,
     ) -> Result<Self, EngineError> {
         if let Some(dir) = cache_dir {
-            if let Some(rules) = read_cache(&cache_path(dir, db_sha256)) {
+            if let Some(rules) = read_cache(dir, db_sha256) {
                 let count = rules.iter().count();
                 return Ok(Self {
                     rules,
@@ -56,7 +79,7 @@ impl YaraRules {
         let count = rules.iter().count();
         if let Some(dir) = cache_dir {
             // A cache that cannot be written only costs the next start a compile.
-            let _ = write_cache(&cache_path(dir, db_sha256), &rules);
+            let _ = write_cache(dir, db_sha256, &rules);
         }
         Ok(Self {
             rules,
@@ -136,51 +159,96 @@ impl YaraScanner<'_> {
     }
 }
 
-/// Whether only this process's user could have written `path`.
-#[cfg(unix)]
-fn private(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(m) = std::fs::metadata(path) else {
-        return false;
-    };
-    // /proc/self belongs to the process's effective user; elsewhere only the mode is checked.
-    let owner_ok = std::fs::metadata("/proc/self").map_or(true, |me| me.uid() == m.uid());
-    owner_ok && m.mode() & 0o022 == 0
+/// Opens `dir` (not following a symlink in its last component) and checks, through the
+/// descriptor, that only this process's effective user could have written to it.
+fn open_private_dir(dir: &Path) -> std::io::Result<OwnedFd> {
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    private(&fd, FileType::Directory)?;
+    Ok(fd)
 }
 
-#[cfg(not(unix))]
-fn private(_path: &Path) -> bool {
-    true
-}
-
-fn read_cache(path: &Path) -> Option<yara_x::Rules> {
-    if !private(path) || !private(path.parent()?) {
-        return None;
+/// Whether the open `fd` is of `kind`, belongs to the effective user and is not writable by
+/// group or others.
+fn private(fd: &OwnedFd, kind: FileType) -> std::io::Result<()> {
+    let st = rustix::fs::fstat(fd)?;
+    let me = rustix::process::geteuid().as_raw();
+    if FileType::from_raw_mode(st.st_mode) != kind || st.st_uid != me || st.st_mode & 0o022 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "compiled-rule cache not private to this user",
+        ));
     }
-    let bytes = std::fs::read(path).ok()?;
-    let (head, blob) = bytes.split_at_checked(40)?;
-    if &head[..8] != CACHE_MAGIC || head[8..] != Sha256::digest(blob)[..] {
+    Ok(())
+}
+
+fn header(db_sha256: &[u8; 32], blob: &[u8]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER);
+    h.extend_from_slice(CACHE_MAGIC);
+    h.extend_from_slice(db_sha256);
+    h.extend_from_slice(&Sha256::digest(engine_build().as_bytes()));
+    h.extend_from_slice(&Sha256::digest(blob));
+    h
+}
+
+fn read_cache(dir: &Path, db_sha256: &[u8; 32]) -> Option<yara_x::Rules> {
+    let dirfd = open_private_dir(dir).ok()?;
+    let fd = rustix::fs::openat(
+        &dirfd,
+        cache_name(db_sha256),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    private(&fd, FileType::RegularFile).ok()?;
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX_CACHE_FILE)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let (head, blob) = bytes.split_at_checked(HEADER)?;
+    if head != header(db_sha256, blob) {
         return None;
     }
     yara_x::Rules::deserialize(blob).ok()
 }
 
-fn write_cache(path: &Path, rules: &yara_x::Rules) -> std::io::Result<()> {
+fn write_cache(dir: &Path, db_sha256: &[u8; 32], rules: &yara_x::Rules) -> std::io::Result<()> {
     let blob = rules
         .serialize()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut out = Vec::with_capacity(blob.len() + 40);
-    out.extend_from_slice(CACHE_MAGIC);
-    out.extend_from_slice(&Sha256::digest(&blob));
-    out.extend_from_slice(&blob);
-    let dir = path.parent().unwrap_or(Path::new("."));
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
-    #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, &out)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let dirfd = open_private_dir(dir)?;
+    // A fresh name, created exclusively and without following links, then renamed over the
+    // final name within the same checked directory.
+    let tmp = format!(
+        ".{}.tmp-{}-{:016x}",
+        cache_name(db_sha256),
+        std::process::id(),
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8)
+    );
+    let fd = rustix::fs::openat(
+        &dirfd,
+        &tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    let mut f = std::fs::File::from(fd);
+    let written = f
+        .write_all(&header(db_sha256, &blob))
+        .and_then(|()| f.write_all(&blob))
+        .and_then(|()| f.sync_all())
+        .and_then(|()| {
+            rustix::fs::renameat(&dirfd, &tmp, &dirfd, cache_name(db_sha256)).map_err(Into::into)
+        });
+    if written.is_err() {
+        let _ = rustix::fs::unlinkat(&dirfd, &tmp, rustix::fs::AtFlags::empty());
+    }
+    written
 }

@@ -59,7 +59,7 @@ impl Server {
     fn start(engine: Engine, cfg: ServiceConfig) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("vigil.sock");
-        let listener = bind(&socket, 0o600).expect("bind");
+        let listener = bind(&socket, 0o600, None).expect("bind");
         let shared = Arc::new(SharedEngine::new(engine));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (shared.clone(), stop.clone());
@@ -266,14 +266,14 @@ fn bind_replaces_only_dead_sockets() {
     // Stale: a socket file nobody listens on any more.
     drop(UnixListener::bind(&path).expect("bind"));
     assert!(path.exists());
-    let live = bind(&path, 0o660).expect("stale socket replaced");
+    let live = bind(&path, 0o660, None).expect("stale socket replaced");
     assert_eq!(
         std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
         0o660
     );
     // Live: refused, and the live socket still answers.
     assert!(matches!(
-        bind(&path, 0o660),
+        bind(&path, 0o660, None),
         Err(ServiceError::InUse { .. })
     ));
     UnixStream::connect(&path).expect("still listening");
@@ -282,7 +282,7 @@ fn bind_replaces_only_dead_sockets() {
     let file = t.path().join("file");
     std::fs::write(&file, "data").expect("write");
     assert!(matches!(
-        bind(&file, 0o660),
+        bind(&file, 0o660, None),
         Err(ServiceError::NotSocket { .. })
     ));
     assert_eq!(std::fs::read(&file).expect("kept"), b"data");

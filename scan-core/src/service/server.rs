@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Shutdown;
 use std::ops::ControlFlow;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -20,12 +20,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use thiserror::Error;
 
+use super::peer::{Peer, Rights};
 use super::{
     ErrorReply, FileResult, Pong, Request, ScanDone, Signatures, VersionInfo, DEFAULT_SOCKET,
     MAX_REQUEST_LINE, STREAM_PATH,
 };
 use crate::engine::Engine;
 use crate::error::{Limits, ScanError};
+use crate::input::Spool;
 use crate::shared::SharedEngine;
 use crate::walk::{walk, Item};
 use crate::ENGINE_VERSION;
@@ -46,14 +48,22 @@ pub struct ServiceConfig {
     pub socket: PathBuf,
     /// Mode of the socket file: who may connect (write permission) and so ask for scans.
     pub socket_mode: u32,
+    /// Group of the socket file (with a mode such as `0o660`, the group whose members may
+    /// connect); `None` leaves the service's own group.
+    pub socket_group: Option<u32>,
     /// Scan threads per request, each with its own reused [`crate::Scanner`].
     pub threads: usize,
     /// Connections served at once; more get `{"error":"busy"}`.
     pub max_connections: usize,
+    /// Connections one uid may hold at once, so one user cannot take every slot.
+    pub max_connections_per_uid: usize,
     /// Per-file limits; a request may lower them, never raise them.
     pub limits: Limits,
     /// A connection idle this long between requests, or not reading its results, is closed.
     pub io_timeout: Duration,
+    /// A request line must arrive whole within this of its first byte, and a stream's bytes
+    /// within this plus one second per MiB; a client trickling bytes is cut off then.
+    pub request_timeout: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -61,10 +71,13 @@ impl Default for ServiceConfig {
         Self {
             socket: PathBuf::from(DEFAULT_SOCKET),
             socket_mode: 0o660,
+            socket_group: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_connections: 16,
+            max_connections_per_uid: 8,
             limits: Limits::default(),
             io_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -84,11 +97,12 @@ pub enum ServiceError {
     Listener(io::Error),
 }
 
-/// Creates the listening socket at `path` with `mode`. A socket file left by a service that
-/// died is removed first, but only when it is a socket and nothing answers on it; anything
-/// else at `path` is an error. The socket is bound under a temporary name, given its mode and
-/// renamed into place, so it is never reachable with the umask's looser mode.
-pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, ServiceError> {
+/// Creates the listening socket at `path` with `mode` (and `group`, when given). A socket
+/// file left by a service that died is removed first, but only when it is a socket and nothing
+/// answers on it; anything else at `path` is an error. The socket is bound under a temporary
+/// name, given its mode and group and renamed into place, so it is never reachable with the
+/// umask's looser mode or the wrong group.
+pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, ServiceError> {
     let err = |cause| ServiceError::Socket {
         path: path.to_path_buf(),
         cause,
@@ -99,7 +113,8 @@ pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, ServiceError> {
     let tmp = path.with_file_name(tmp_name);
     remove_stale(&tmp)?;
     let listener = UnixListener::bind(&tmp).map_err(err)?;
-    let placed = fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+    let placed = std::os::unix::fs::lchown(&tmp, None, group)
+        .and_then(|()| fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)))
         .and_then(|()| fs::rename(&tmp, path));
     if let Err(e) = placed {
         let _ = fs::remove_file(&tmp);
@@ -148,7 +163,7 @@ pub fn run(
     cfg: ServiceConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(), ServiceError> {
-    let listener = bind(&cfg.socket, cfg.socket_mode)?;
+    let listener = bind(&cfg.socket, cfg.socket_mode, cfg.socket_group)?;
     let socket = cfg.socket.clone();
     let result = serve(listener, engine, cfg, stop);
     let _ = fs::remove_file(&socket);
@@ -162,12 +177,15 @@ struct Shared {
     active: AtomicUsize,
     /// Connections in progress, so a stop can wake threads blocked reading them.
     conns: Mutex<HashMap<u64, UnixStream>>,
+    /// Connections in progress per client uid.
+    per_uid: Mutex<HashMap<u32, usize>>,
 }
 
 /// Ends a connection's bookkeeping however its thread ends (even by a panic).
 struct ConnGuard<'a> {
     shared: &'a Shared,
     id: u64,
+    uid: u32,
 }
 
 impl Drop for ConnGuard<'_> {
@@ -177,6 +195,17 @@ impl Drop for ConnGuard<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.id);
+        let mut per_uid = self
+            .shared
+            .per_uid
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = per_uid.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                per_uid.remove(&self.uid);
+            }
+        }
         self.shared.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -200,6 +229,7 @@ pub fn serve(
         stop,
         active: AtomicUsize::new(0),
         conns: Mutex::new(HashMap::new()),
+        per_uid: Mutex::new(HashMap::new()),
     });
     let next_id = AtomicU64::new(0);
     while !shared.stop.load(Ordering::SeqCst) {
@@ -218,12 +248,35 @@ pub fn serve(
             refuse(stream, "busy");
             continue;
         }
-        let id = next_id.fetch_add(1, Ordering::Relaxed);
-        let Ok(handle) = stream.try_clone() else {
-            refuse(stream, "busy");
+        // Who connected, as the kernel recorded it: requests run with this client's rights.
+        let Ok(peer) = Peer::of(&stream) else {
+            refuse(stream, "cannot identify the client");
             continue;
         };
+        {
+            let mut per_uid = shared
+                .per_uid
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let n = per_uid.entry(peer.uid).or_insert(0);
+            if *n >= shared.cfg.max_connections_per_uid.max(1) {
+                drop(per_uid);
+                refuse(stream, "busy: too many connections from this user");
+                continue;
+            }
+            *n += 1;
+        }
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let uid = peer.uid;
         shared.active.fetch_add(1, Ordering::SeqCst);
+        let Ok(handle) = stream.try_clone() else {
+            drop(ConnGuard {
+                shared: &shared,
+                id,
+                uid,
+            });
+            continue;
+        };
         shared
             .conns
             .lock()
@@ -236,14 +289,16 @@ pub fn serve(
                 let guard = ConnGuard {
                     shared: &conn_shared,
                     id,
+                    uid,
                 };
-                handle_connection(stream, guard.shared);
+                handle_connection(stream, guard.shared, &Rights::for_peer(&peer));
             });
         if spawned.is_err() {
             // The closure (and the stream) were dropped unrun: undo the bookkeeping.
             drop(ConnGuard {
                 shared: &shared,
                 id,
+                uid,
             });
         }
     }
@@ -305,40 +360,118 @@ impl From<io::Error> for Close {
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
 enum Line {
     Request(Vec<u8>),
     TooLong,
+    /// The line did not arrive whole within its deadline.
+    TooSlow,
     End,
 }
 
-/// Reads one request line, never more than [`MAX_REQUEST_LINE`] bytes of it.
-fn read_line(reader: &mut impl BufRead) -> io::Result<Line> {
+/// Reads one request line, never more than [`MAX_REQUEST_LINE`] bytes of it. The first byte
+/// may take `idle`; from then on the whole line must arrive within `whole`, however the
+/// client spaces its bytes (a timeout per read would let one byte a minute hold the slot).
+fn read_line(
+    reader: &mut BufReader<UnixStream>,
+    idle: Duration,
+    whole: Duration,
+) -> io::Result<Line> {
     let mut buf = Vec::new();
-    reader
-        .take(MAX_REQUEST_LINE as u64 + 1)
-        .read_until(b'\n', &mut buf)?;
-    if buf.last() == Some(&b'\n') {
-        buf.pop();
-    } else if buf.len() > MAX_REQUEST_LINE {
-        return Ok(Line::TooLong);
-    } else if buf.is_empty() {
-        return Ok(Line::End);
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let wait = match deadline {
+            None => idle,
+            Some(d) => d.saturating_duration_since(Instant::now()),
+        };
+        if wait.is_zero() {
+            return Ok(Line::TooSlow);
+        }
+        reader.get_ref().set_read_timeout(Some(wait))?;
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(if deadline.is_some() {
+                    Line::TooSlow
+                } else {
+                    Line::End
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            // End of input: a last line without its newline still counts.
+            return Ok(if buf.is_empty() {
+                Line::End
+            } else {
+                Line::Request(buf)
+            });
+        }
+        deadline.get_or_insert_with(|| Instant::now() + whole);
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (i, true),
+            None => (chunk.len(), false),
+        };
+        let room = (MAX_REQUEST_LINE + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..take.min(room)]);
+        reader.consume(if done { take + 1 } else { take });
+        if buf.len() > MAX_REQUEST_LINE {
+            return Ok(Line::TooLong);
+        }
+        if done {
+            return Ok(Line::Request(buf));
+        }
     }
-    Ok(Line::Request(buf))
 }
 
-fn handle_connection(stream: UnixStream, shared: &Shared) {
-    let _ = stream.set_read_timeout(Some(shared.cfg.io_timeout));
+/// A reader that fails with `TimedOut` once `deadline` has passed, however the bytes trickle.
+struct Deadline<'a> {
+    inner: &'a mut BufReader<UnixStream>,
+    deadline: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the stream did not arrive in time",
+            ));
+        }
+        self.inner.get_ref().set_read_timeout(Some(left))?;
+        self.inner.read(buf)
+    }
+}
+
+fn handle_connection(stream: UnixStream, shared: &Shared, rights: &Rights) {
     let Ok(write) = stream.try_clone() else {
         return;
     };
     let out = Out(Mutex::new(write));
     let mut reader = BufReader::new(stream);
     while !shared.stop.load(Ordering::SeqCst) {
-        let line = match read_line(&mut reader) {
+        let line = match read_line(
+            &mut reader,
+            shared.cfg.io_timeout,
+            shared.cfg.request_timeout,
+        ) {
             Ok(Line::Request(l)) => l,
             Ok(Line::TooLong) => {
                 let _ = out.error(format!("request line longer than {MAX_REQUEST_LINE} bytes"));
+                return;
+            }
+            Ok(Line::TooSlow) => {
+                let _ = out.error(format!(
+                    "request line not received within {} s",
+                    shared.cfg.request_timeout.as_secs_f64()
+                ));
                 return;
             }
             Ok(Line::End) | Err(_) => return,
@@ -346,9 +479,9 @@ fn handle_connection(stream: UnixStream, shared: &Shared) {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let handled = match serde_json::from_slice::<Request>(&line) {
-            Ok(req) => handle_request(req, &mut reader, &out, shared),
-            Err(e) => out.error(format!("bad request: {e}")).map_err(Close::from),
+        let handled = match Request::parse(&line) {
+            Ok(req) => handle_request(req, &mut reader, &out, shared, rights),
+            Err(e) => out.error(e).map_err(Close::from),
         };
         if handled.is_err() {
             return;
@@ -361,6 +494,7 @@ fn handle_request(
     reader: &mut BufReader<UnixStream>,
     out: &Out,
     shared: &Shared,
+    rights: &Rights,
 ) -> Result<(), Close> {
     match req {
         Request::Ping => out.send(&Pong { pong: true })?,
@@ -390,7 +524,14 @@ fn handle_request(
             let limits = lower(shared.cfg.limits, max_filesize, timeout_secs);
             // One engine for the whole request: every result comes from one database.
             let engine = shared.engine.current();
-            scan(&engine, &paths, recursive, &exclude, &limits, out, shared)?;
+            let request = PathScan {
+                paths: &paths,
+                recursive,
+                exclude: &exclude,
+                limits: &limits,
+                rights,
+            };
+            scan(&engine, &request, out, shared)?;
         }
         Request::Stream {
             len,
@@ -399,7 +540,10 @@ fn handle_request(
         } => {
             let limits = lower(shared.cfg.limits, max_filesize, timeout_secs);
             let engine = shared.engine.current();
-            stream(&engine, len, &limits, reader, out)?;
+            let deadline = Instant::now()
+                + shared.cfg.request_timeout
+                + Duration::from_secs(len / STREAM_RATE);
+            stream(&engine, len, &limits, reader, deadline, out)?;
         }
     }
     Ok(())
@@ -417,15 +561,19 @@ fn lower(base: Limits, max_filesize: Option<u64>, timeout_secs: Option<u64>) -> 
     }
 }
 
-fn scan(
-    engine: &Engine,
-    paths: &[PathBuf],
+/// A `scan` request, with the rights it runs with.
+struct PathScan<'a> {
+    paths: &'a [PathBuf],
     recursive: bool,
-    exclude: &[PathBuf],
-    limits: &Limits,
-    out: &Out,
-    shared: &Shared,
-) -> Result<(), Close> {
+    exclude: &'a [PathBuf],
+    limits: &'a Limits,
+    rights: &'a Rights,
+}
+
+/// Walks and scans a request's paths. The walk and the scan threads are threads of their own
+/// that take the client's rights ([`Rights::enter`]) and end with the request, so the
+/// connection's thread keeps the service's.
+fn scan(engine: &Engine, req: &PathScan<'_>, out: &Out, shared: &Shared) -> Result<(), Close> {
     let threads = shared.cfg.threads.max(1);
     let db_version = engine.db_version();
     let totals = Mutex::new(ScanDone::new(engine));
@@ -443,55 +591,72 @@ fn scan(
     };
     let (tx, rx) = mpsc::sync_channel::<PathBuf>(threads * 4);
     let rx = Mutex::new(rx);
-    std::thread::scope(|s| {
-        let mut workers = 0;
-        let mut queued = 0;
-        let mut emit = |item: Item| {
-            if halted() {
-                return ControlFlow::Break(());
-            }
-            match item {
-                Item::File(path) => {
-                    // Start scan threads as files arrive: a one-file request pays for one
-                    // scanner, not `threads` of them.
-                    if workers < threads && queued >= workers {
-                        let (rx, deliver, halted) = (&rx, &deliver, &halted);
-                        let spawned = std::thread::Builder::new()
-                            .name("vigil-scan-worker".into())
-                            .spawn_scoped(s, move || worker(engine, limits, rx, deliver, halted));
-                        if spawned.is_ok() {
-                            workers += 1;
-                        } else if workers == 0 {
-                            deliver(FileResult::from_scan(
-                                path.to_string_lossy().into_owned(),
-                                db_version,
-                                Err(ScanError::Io(io::Error::other(
-                                    "cannot start a scan thread",
-                                ))),
-                            ));
-                            return ControlFlow::Continue(());
-                        }
-                    }
-                    queued += 1;
-                    if tx.send(path).is_err() {
+    let refused = std::thread::scope(|s| -> Result<(), String> {
+        let walker = std::thread::Builder::new()
+            .name("vigil-scan-walk".into())
+            .spawn_scoped(s, || -> Result<(), String> {
+                req.rights.enter().map_err(|e| e.to_string())?;
+                let mut workers = 0;
+                let mut queued = 0;
+                let mut emit = |item: Item| {
+                    if halted() {
                         return ControlFlow::Break(());
                     }
+                    match item {
+                        Item::File(path) => {
+                            // Start scan threads as files arrive: a one-file request pays for
+                            // one scanner, not `threads` of them.
+                            if workers < threads && queued >= workers {
+                                let (rx, deliver, halted) = (&rx, &deliver, &halted);
+                                let (limits, rights) = (req.limits, req.rights);
+                                let spawned = std::thread::Builder::new()
+                                    .name("vigil-scan-worker".into())
+                                    .spawn_scoped(s, move || {
+                                        worker(engine, limits, rights, rx, deliver, halted)
+                                    });
+                                if spawned.is_ok() {
+                                    workers += 1;
+                                } else if workers == 0 {
+                                    deliver(FileResult::from_scan(
+                                        path.to_string_lossy().into_owned(),
+                                        db_version,
+                                        Err(ScanError::Io(io::Error::other(
+                                            "cannot start a scan thread",
+                                        ))),
+                                    ));
+                                    return ControlFlow::Continue(());
+                                }
+                            }
+                            queued += 1;
+                            if tx.send(path).is_err() {
+                                return ControlFlow::Break(());
+                            }
+                        }
+                        Item::Problem(path, why) => deliver(FileResult::problem(
+                            path.to_string_lossy().into_owned(),
+                            db_version,
+                            &why,
+                        )),
+                    }
+                    ControlFlow::Continue(())
+                };
+                for p in req.paths {
+                    if walk(p, req.recursive, req.exclude, &mut emit).is_break() {
+                        break;
+                    }
                 }
-                Item::Problem(path, why) => deliver(FileResult::problem(
-                    path.to_string_lossy().into_owned(),
-                    db_version,
-                    &why,
-                )),
-            }
-            ControlFlow::Continue(())
-        };
-        for p in paths {
-            if walk(p, recursive, exclude, &mut emit).is_break() {
-                break;
-            }
+                drop(tx);
+                Ok(())
+            });
+        match walker {
+            Ok(h) => h.join().unwrap_or_else(|_| Err("the walk failed".into())),
+            Err(_) => Err("cannot start a scan thread".into()),
         }
-        drop(tx);
     });
+    if let Err(why) = refused {
+        out.error(why)?;
+        return Ok(());
+    }
     if shared.stop.load(Ordering::SeqCst) {
         let _ = out.error("shutting down");
         return Err(Close);
@@ -507,10 +672,14 @@ fn scan(
 fn worker(
     engine: &Engine,
     limits: &Limits,
+    rights: &Rights,
     rx: &Mutex<mpsc::Receiver<PathBuf>>,
     deliver: &(dyn Fn(FileResult) + Sync),
     halted: &(dyn Fn() -> bool + Sync),
 ) {
+    // Started by the walker, this thread inherits the rights it took; entering again only
+    // checks. Should it fail, files are reported, never opened with the service's rights.
+    let entered = rights.enter();
     let mut scanner = engine.scanner();
     loop {
         let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
@@ -520,7 +689,10 @@ fn worker(
         if halted() {
             continue;
         }
-        let result = scanner.scan_file(&path, limits);
+        let result = match &entered {
+            Ok(()) => scanner.scan_file(&path, limits),
+            Err(e) => Err(ScanError::Io(io::Error::new(e.kind(), e.to_string()))),
+        };
         deliver(FileResult::from_scan(
             path.to_string_lossy().into_owned(),
             engine.db_version(),
@@ -529,11 +701,15 @@ fn worker(
     }
 }
 
+/// Bytes per second a stream must at least arrive at, beyond `request_timeout`.
+const STREAM_RATE: u64 = 1 << 20;
+
 fn stream(
     engine: &Engine,
     len: u64,
     limits: &Limits,
     reader: &mut BufReader<UnixStream>,
+    deadline: Instant,
     out: &Out,
 ) -> Result<(), Close> {
     let done = ScanDone::new(engine);
@@ -557,7 +733,11 @@ fn stream(
         return Err(Close);
     }
     let mut scanner = engine.scanner();
-    let mut body = reader.take(len);
+    let mut body = Deadline {
+        inner: reader,
+        deadline,
+    }
+    .take(len);
     let result = if len <= STREAM_MEMORY {
         let mut buf = Vec::new();
         if let Err(e) = body.read_to_end(&mut buf) {
@@ -570,13 +750,12 @@ fn stream(
         }
         scanner.scan_bytes(&buf, limits)
     } else {
-        let spool = tempfile::tempfile().and_then(|mut f| {
+        let spool = Spool::new().and_then(|mut f| {
             let n = io::copy(&mut body, &mut f)?;
-            f.rewind()?;
             Ok((f, n))
         });
         match spool {
-            Ok((f, n)) if n == len => scanner.scan_open_file(&f, limits),
+            Ok((f, n)) if n == len => scanner.scan_spool(&f, limits),
             Ok((_, n)) => {
                 let _ = out.error(format!("stream ended after {n} of {len} bytes"));
                 return Err(Close);
