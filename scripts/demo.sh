@@ -11,11 +11,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --locked -p vigil-compiler -p vigil-scan-core -p vigil-update-server -p vigil-client-updater
-bin=target/release/vigil-build
-server=target/release/vigil-server
-scan=target/release/vigil-scan
-update=target/release/vigil-update
+# The same build as the README's test command (`cargo test --workspace --release --locked`):
+# a `-p` subset or a plain `cargo build` resolves other features (dev-dependencies are not
+# unified) and would compile yara-x and the AWS SDK a second time. The binaries come with it.
+cargo test --workspace --release --locked --no-run
+# Wherever cargo builds (CARGO_TARGET_DIR, a config file): ask it.
+build_dir=$(cargo metadata --format-version 1 --no-deps --locked | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+[ -n "$build_dir" ] || { echo "cannot find cargo's target directory" >&2; exit 1; }
+bin=$build_dir/release/vigil-build
+server=$build_dir/release/vigil-server
+scan=$build_dir/release/vigil-scan
+update=$build_dir/release/vigil-update
 work=target/demo
 rm -rf "$work"
 mkdir -p "$work"
