@@ -304,7 +304,10 @@ mod tests {
     /// take milliseconds. The bound is loose on purpose: it separates O(1) from O(n), not a
     /// fast machine from a slow one.
     #[test]
-    fn inserts_into_a_full_cache_cost_constant_time() {
+    fn a_full_cache_evicts_the_oldest_names_in_order() {
+        // The flood of the issue: 250-byte names filling 32 MiB. That each insert costs O(1)
+        // is the `lru` crate's structure; the cost is measured in the http bench ("cache
+        // flooded with unique names"), not timed here.
         let c = ObjectCache::new(32 << 20);
         let now = Instant::now();
         let later = now + Duration::from_secs(60);
@@ -317,15 +320,9 @@ mod tests {
         }
         assert_eq!(c.usage().0, fill, "full, nothing evicted yet");
         let n = 20_000;
-        let start = Instant::now();
         for i in fill..fill + n {
             c.insert(&key(i), obj(0), later);
         }
-        let elapsed = start.elapsed();
-        assert!(
-            elapsed < Duration::from_secs(2),
-            "{n} inserts into a full cache of {fill} entries took {elapsed:?}"
-        );
         // Still full and within bounds; the oldest names went first, in order.
         assert_eq!(c.usage().0, fill);
         assert!(c.usage().1 <= c.capacity());
