@@ -457,10 +457,11 @@ fn handle_connection(stream: UnixStream, shared: &Shared, rights: &Rights) {
     let out = Out(Mutex::new(write));
     let mut reader = BufReader::new(stream);
     while !shared.stop.load(Ordering::SeqCst) {
+        // A zero timeout would refuse every request, and socket timeouts cannot be zero.
         let line = match read_line(
             &mut reader,
-            shared.cfg.io_timeout,
-            shared.cfg.request_timeout,
+            shared.cfg.io_timeout.max(MIN_TIMEOUT),
+            shared.cfg.request_timeout.max(MIN_TIMEOUT),
         ) {
             Ok(Line::Request(l)) => l,
             Ok(Line::TooLong) => {
@@ -540,9 +541,15 @@ fn handle_request(
         } => {
             let limits = lower(shared.cfg.limits, max_filesize, timeout_secs);
             let engine = shared.engine.current();
-            let deadline = Instant::now()
-                + shared.cfg.request_timeout
-                + Duration::from_secs(len / STREAM_RATE);
+            // Checked: `len` is the client's number (refused later when over the limit).
+            let allowed = shared
+                .cfg
+                .request_timeout
+                .saturating_add(Duration::from_secs(len / STREAM_RATE));
+            let now = Instant::now();
+            let deadline = now
+                .checked_add(allowed)
+                .unwrap_or(now + Duration::from_secs(86_400));
             stream(&engine, len, &limits, reader, deadline, out)?;
         }
     }
@@ -700,6 +707,9 @@ fn worker(
         ));
     }
 }
+
+/// The shortest idle or request timeout the service applies, whatever it is configured with.
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Bytes per second a stream must at least arrive at, beyond `request_timeout`.
 const STREAM_RATE: u64 = 1 << 20;
