@@ -4,11 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use vigil_client_updater::agent::scheduled_scan;
@@ -16,6 +14,7 @@ use vigil_client_updater::config::ScheduledScan;
 use vigil_compiler::{build, sources, BuildOptions};
 use vigil_format::SecretKey;
 use vigil_scan_core::{Engine, Limits};
+use vigil_tests::hostile::{big_file, truncate_when_opened, FifoSwapper};
 
 fn engine() -> Engine {
     let key = SecretKey::from_seed([18; 32]);
@@ -57,41 +56,15 @@ fn truncated_file_gives_an_error_line_and_the_scan_goes_on() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     fs::create_dir(&data).unwrap();
-    let big = data.join("big.bin");
     let engine = Arc::new(engine());
     let output = t.path().join("findings.jsonl");
     // Truncate immediately at the open, a moment later, and after 0.15 s (the issue's
     // repro): whichever the scan meets, the run finishes and says what it saw.
     let mut errors = 0;
     for delay_ms in [0u64, 5, 150] {
-        let mut f = fs::File::create(&big).unwrap();
-        let chunk = vec![0x5au8; 1 << 20];
-        for _ in 0..90 {
-            f.write_all(&chunk).unwrap();
-        }
-        drop(f);
-        let path = fs::canonicalize(&big).unwrap();
-        let watcher = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                let open = fs::read_dir("/proc/self/fd")
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .any(|e| fs::read_link(e.path()).is_ok_and(|l| l == path));
-                if open {
-                    std::thread::sleep(Duration::from_millis(delay_ms));
-                    fs::OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .and_then(|f| f.set_len(0))
-                        .unwrap();
-                    return true;
-                }
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            false
-        });
+        let big = big_file(&data);
+        let watcher =
+            truncate_when_opened(std::process::id(), &big, Duration::from_millis(delay_ms));
         let summary = run_bounded(
             schedule(vec![data.clone()], &output),
             engine.clone(),
@@ -129,38 +102,8 @@ fn truncated_file_gives_an_error_line_and_the_scan_goes_on() {
 #[test]
 fn fifo_swap_race_never_blocks_and_the_schedule_runs_again() {
     let t = tempfile::tempdir().unwrap();
-    let (a, b) = (t.path().join("swap"), t.path().join("other"));
-    fs::create_dir(&a).unwrap();
-    fs::create_dir(&b).unwrap();
-    fs::write(a.join("x"), b"plain").unwrap();
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        b.join("x"),
-        rustix::fs::Mode::from_raw_mode(0o644),
-    )
-    .unwrap();
-    let links = t.path().join("links");
-    fs::create_dir(&links).unwrap();
-    for i in 0..2000 {
-        std::os::unix::fs::symlink("../swap/x", links.join(format!("l{i:04}"))).unwrap();
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let st = stop.clone();
-    let swapper = std::thread::spawn(move || {
-        let mut n = 0u64;
-        while !st.load(Ordering::Relaxed) {
-            rustix::fs::renameat_with(
-                rustix::fs::CWD,
-                &a,
-                rustix::fs::CWD,
-                &b,
-                rustix::fs::RenameFlags::EXCHANGE,
-            )
-            .unwrap();
-            n += 1;
-        }
-        n
-    });
+    let swapper = FifoSwapper::start(t.path(), 2000);
+    let links = swapper.links().to_path_buf();
     let engine = Arc::new(engine());
     for run in 0..3 {
         let summary = run_bounded(
@@ -175,6 +118,5 @@ fn fifo_swap_race_never_blocks_and_the_schedule_runs_again() {
             "run {run}: {summary}"
         );
     }
-    stop.store(true, Ordering::SeqCst);
-    assert!(swapper.join().unwrap() > 0);
+    assert!(swapper.stop() > 0, "the swapper never swapped");
 }

@@ -22,6 +22,7 @@ use vigil_compiler::{build, sources, BuildOptions};
 use vigil_format::SecretKey;
 use vigil_scan_core::service::{bind, serve, ServiceConfig, ServiceError};
 use vigil_scan_core::{Engine, Limits, SharedEngine};
+use vigil_tests::hostile::{big_file, truncate_when_opened, FifoSwapper};
 
 const NOBODY: u32 = 65534;
 
@@ -132,46 +133,6 @@ fn scan_request(paths: &[&Path], recursive: bool) -> String {
     serde_json::json!({"cmd": "scan", "paths": paths, "recursive": recursive}).to_string()
 }
 
-/// Truncates `path` to zero once process `pid` has it open and `delay` has passed, as a user
-/// watching the file with inotify (IN_OPEN) would. Returns whether it saw the open.
-fn truncate_when_opened(pid: u32, path: &Path, delay: Duration) -> JoinHandle<bool> {
-    let path = fs::canonicalize(path).unwrap();
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let open = fs::read_dir(format!("/proc/{pid}/fd"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|e| fs::read_link(e.path()).is_ok_and(|l| l == path));
-            if open {
-                std::thread::sleep(delay);
-                fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|f| f.set_len(0))
-                    .unwrap();
-                return true;
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        }
-        false
-    })
-}
-
-/// A 90 MiB file: big enough that scanning it takes longer than the 0.15 s the attacker waits.
-fn big_file(dir: &Path) -> PathBuf {
-    let p = dir.join("big.bin");
-    let mut f = fs::File::create(&p).unwrap();
-    let chunk: Vec<u8> = (0..1 << 20)
-        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    for _ in 0..90 {
-        f.write_all(&chunk).unwrap();
-    }
-    p
-}
-
 /// What a scan of a file truncated under it may say: scanned as it was at open (the read
 /// finished first), or an error that says it changed. Never a crash.
 /// Returns whether it was the error.
@@ -270,66 +231,6 @@ fn vigil_scan_survives_a_file_truncated_mid_scan() {
 
 // ---- Finding 2: a FIFO swapped in between the walk's check and the open ----
 
-/// `dir/swap` and `dir/other` trade places as fast as the kernel allows: in one `x` is a
-/// regular file, in the other a FIFO. Many symlinks point at `swap/x`.
-struct FifoSwapper {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<u64>>,
-}
-
-impl FifoSwapper {
-    fn start(dir: &Path, links: usize) -> (Self, PathBuf) {
-        let (a, b) = (dir.join("swap"), dir.join("other"));
-        fs::create_dir_all(&a).unwrap();
-        fs::create_dir_all(&b).unwrap();
-        fs::write(a.join("x"), b"plain file").unwrap();
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            b.join("x"),
-            rustix::fs::Mode::from_raw_mode(0o644),
-        )
-        .unwrap();
-        let link_dir = dir.join("links");
-        fs::create_dir_all(&link_dir).unwrap();
-        for i in 0..links {
-            std::os::unix::fs::symlink("../swap/x", link_dir.join(format!("l{i:04}"))).unwrap();
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut swaps = 0;
-            while !st.load(Ordering::Relaxed) {
-                rustix::fs::renameat_with(
-                    rustix::fs::CWD,
-                    &a,
-                    rustix::fs::CWD,
-                    &b,
-                    rustix::fs::RenameFlags::EXCHANGE,
-                )
-                .unwrap();
-                swaps += 1;
-            }
-            swaps
-        });
-        (
-            Self {
-                stop,
-                thread: Some(thread),
-            },
-            link_dir,
-        )
-    }
-}
-
-impl Drop for FifoSwapper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 #[test]
 fn fifo_swap_race_never_blocks_a_scan() {
     let t = open_tempdir();
@@ -341,7 +242,8 @@ fn fifo_swap_race_never_blocks_a_scan() {
             ..ServiceConfig::default()
         },
     );
-    let (_swapper, links) = FifoSwapper::start(t.path(), 2000);
+    let swapper = FifoSwapper::start(t.path(), 2000);
+    let links = swapper.links().to_path_buf();
     for round in 0..5 {
         let mut c = svc.connect();
         // Bounded: a thread blocked in a FIFO open would leave this read waiting; the reply
@@ -359,6 +261,7 @@ fn fifo_swap_race_never_blocks_a_scan() {
             assert!(status == "ok" || status == "skipped", "{line}");
         }
     }
+    assert!(swapper.stop() > 0, "the swapper never swapped");
 }
 
 // ---- Finding 3: the scan service as a root read oracle ----

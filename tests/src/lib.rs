@@ -1,9 +1,11 @@
 //! vigil-tests: end-to-end tests across the vigil crates and across real processes (build,
 //! publish, serve, update, scan). The tests live in `tests/`; this library holds the real
 //! servers they start: an S3-compatible store (s3s-fs with SigV4 credentials) on 127.0.0.1, and
-//! a fault-injecting HTTP mirror (`fault`) for the updater's attack tests.
+//! a fault-injecting HTTP mirror (`fault`) for the updater's attack tests, and hostile local
+//! users (`hostile`) for the scanner's.
 
 pub mod fault;
+pub mod hostile;
 pub mod s3;
 pub mod updater;
 
