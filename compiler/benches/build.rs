@@ -3,7 +3,7 @@
 //! database size against zstd -19 of the concatenated sources, and one-rule delta sizes, next
 //! to what the same deltas would cost on yara-x's compiled rules. Prints a table.
 //!
-//! `cargo bench -p vigil-compiler --bench build`
+//! `cargo bench --workspace --bench build`
 
 use std::fs;
 use std::path::PathBuf;

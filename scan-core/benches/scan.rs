@@ -6,7 +6,7 @@
 //!
 //! Every run is a separate process under /usr/bin/time (wall clock, max RSS). Load time is a run
 //! over one tiny file; throughput is corpus bytes / (full run - load run).
-//! `cargo bench -p vigil-scan-core --bench scan` (VIGIL_BENCH_SETS=a,b to pick sets,
+//! `cargo bench --workspace --bench scan` (VIGIL_BENCH_SETS=a,b to pick sets,
 //! VIGIL_BENCH_BASELINE=old/vigil-scan to add an older build's rows beside this one's).
 //! Corpus: /usr/share/clamav-testfiles, /usr/bin and /usr/lib/x86_64-linux-gnu, copied once to
 //! target/bench-corpus (regular files up to 32 MB each, about 1 GB in all; $VIGIL_BENCH_BYTES).

@@ -2,7 +2,7 @@
 //! vigil-server against itself with its caches flooded.
 //!
 //! ```sh
-//! cargo bench -p vigil-update-server --bench http            # every case
+//! cargo bench --workspace --bench http            # every case
 //! cargo bench -p vigil-update-server --bench http -- flood   # only the cases named so
 //! ```
 //!
