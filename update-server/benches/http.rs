@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo bench --workspace --bench http            # every case
-//! cargo bench -p vigil-update-server --bench http -- flood   # only the cases named so
+//! cargo bench --workspace --bench http -- flood   # only the cases named so
 //! ```
 //!
 //! Arguments that do not start with `-` select the cases whose names contain one of them:
