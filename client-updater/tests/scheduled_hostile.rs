@@ -63,14 +63,13 @@ fn truncated_file_gives_an_error_line_and_the_scan_goes_on() {
     let mut errors = 0;
     for delay_ms in [0u64, 5, 150] {
         let big = big_file(&data);
-        let watcher =
-            truncate_when_opened(std::process::id(), &big, Duration::from_millis(delay_ms));
+        let watcher = truncate_when_opened(&big, Duration::from_millis(delay_ms));
         let summary = run_bounded(
             schedule(vec![data.clone()], &output),
             engine.clone(),
             Duration::from_secs(120),
         );
-        assert!(watcher.join().unwrap(), "the scan never opened the file");
+        assert!(watcher.done(), "the scan never opened the file");
         let s = &summary["summary"];
         assert_eq!(
             s["scanned"].as_u64().unwrap() + s["errors"].as_u64().unwrap(),

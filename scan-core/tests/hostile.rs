@@ -157,12 +157,11 @@ fn service_survives_a_file_truncated_mid_scan() {
     let mut errors = 0;
     for delay_ms in [0, 20, 150] {
         let big = big_file(t.path());
-        let watcher =
-            truncate_when_opened(std::process::id(), &big, Duration::from_millis(delay_ms));
+        let watcher = truncate_when_opened(&big, Duration::from_millis(delay_ms));
         let mut c = svc.connect();
         send(&mut c, &scan_request(&[&big], false));
         let r = replies(&mut c);
-        assert!(watcher.join().unwrap(), "the scan never opened the file");
+        assert!(watcher.done(), "the scan never opened the file");
         assert_eq!(r.len(), 2, "{r:?}");
         errors += usize::from(assert_truncation_result(
             r[0]["status"].as_str().unwrap(),
@@ -189,8 +188,9 @@ fn vigil_scan_survives_a_file_truncated_mid_scan() {
     let public = t.path().join("test.pub");
     fs::write(&public, key().public().to_text()).unwrap();
     let mut errors = 0;
-    for delay_ms in [0, 150] {
+    for delay_ms in [0, 1, 5, 150] {
         let big = big_file(t.path());
+        let watcher = truncate_when_opened(&big, Duration::from_millis(delay_ms));
         let child = Command::new(env!("CARGO_BIN_EXE_vigil-scan"))
             .arg("-d")
             .arg(&db)
@@ -201,9 +201,8 @@ fn vigil_scan_survives_a_file_truncated_mid_scan() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let watcher = truncate_when_opened(child.id(), &big, Duration::from_millis(delay_ms));
         let out = child.wait_with_output().unwrap();
-        assert!(watcher.join().unwrap(), "vigil-scan never opened the file");
+        assert!(watcher.done(), "vigil-scan never opened the file");
         let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),

@@ -7,49 +7,58 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A 90 MiB file named `big.bin` in `dir`: scanning it takes longer than the 0.15 s the
-/// issue's attacker waits, and it is above the size the scanner reads into memory.
+/// A 256 MiB file named `big.bin` in `dir`: scanning it takes longer than the 0.15 s the
+/// issue's attacker waits, and it is above the size the scanner reads into memory, so it is
+/// copied first (a window of some 100 ms for a truncation to land in). The first MiB is data,
+/// the rest a hole, so the tests do not write 256 MiB each time.
 pub fn big_file(dir: &Path) -> PathBuf {
     let p = dir.join("big.bin");
     let mut f = fs::File::create(&p).expect("create");
     let chunk: Vec<u8> = (0..1u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    for _ in 0..90 {
-        f.write_all(&chunk).expect("write");
-    }
+    f.write_all(&chunk).expect("write");
+    f.set_len(256 << 20).expect("extend");
     p
 }
 
-/// Truncates `path` to zero once process `pid` has it open and `delay` has passed. The thread
-/// returns whether it saw the open (within a minute).
-pub fn truncate_when_opened(pid: u32, path: &Path, delay: Duration) -> JoinHandle<bool> {
-    let path = fs::canonicalize(path).expect("canonicalize");
+/// Truncates `path` to zero once someone opens it and `delay` has passed, as the issue's
+/// attacker does with inotify (IN_OPEN): the watch is in place when this returns, and the
+/// thread wakes at the open itself rather than at a poll.
+pub fn truncate_when_opened(path: &Path, delay: Duration) -> Truncation {
+    use rustix::fs::inotify;
+    let fd = inotify::init(inotify::CreateFlags::CLOEXEC).expect("inotify_init");
+    inotify::add_watch(&fd, path, inotify::WatchFlags::OPEN).expect("inotify_add_watch");
+    let path = path.to_path_buf();
+    let (tx, rx) = mpsc::channel();
+    // Blocks until the open; if none comes the thread is left waiting (the test reports it).
     std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let open = fs::read_dir(format!("/proc/{pid}/fd"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|e| fs::read_link(e.path()).is_ok_and(|l| l == path));
-            if open {
-                std::thread::sleep(delay);
-                fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|f| f.set_len(0))
-                    .expect("truncate");
-                return true;
-            }
-            std::thread::sleep(Duration::from_micros(200));
+        let mut event = [0u8; 4096];
+        if rustix::io::read(&fd, &mut event).is_ok() {
+            std::thread::sleep(delay);
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(0))
+                .expect("truncate");
+            let _ = tx.send(());
         }
-        false
-    })
+    });
+    Truncation(rx)
+}
+
+/// The attacker of [`truncate_when_opened`].
+pub struct Truncation(mpsc::Receiver<()>);
+
+impl Truncation {
+    /// Whether the file was opened and truncated (waiting up to a minute).
+    pub fn done(self) -> bool {
+        self.0.recv_timeout(Duration::from_secs(60)).is_ok()
+    }
 }
 
 /// `dir/swap` and `dir/other` trade places (`renameat2(RENAME_EXCHANGE)`) as fast as the
