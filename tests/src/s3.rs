@@ -29,6 +29,27 @@ impl S3Server {
         let mut b = S3ServiceBuilder::new(fs);
         b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = b.build();
+        // s3s-fs checks If-None-Match / If-Match and then writes, with nothing in between
+        // held: two racing conditional PUTs can both pass, where real S3 decides them
+        // atomically (the racing-publisher tests depend on that). So this server takes
+        // writes one at a time; reads still run concurrently.
+        let writes = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let (service, writes) = (service.clone(), writes.clone());
+                async move {
+                    let write = matches!(
+                        *req.method(),
+                        http::Method::PUT | http::Method::POST | http::Method::DELETE
+                    );
+                    let _one_at_a_time = if write {
+                        Some(writes.lock().await)
+                    } else {
+                        None
+                    };
+                    hyper::service::Service::call(&service, req).await
+                }
+            });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
