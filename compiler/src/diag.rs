@@ -37,6 +37,27 @@ pub enum OutputFormat {
 }
 
 impl Diagnostic {
+    /// A source file that is not UTF-8, at byte `at`: positioned against the bytes that could
+    /// be read, since the text itself cannot be.
+    pub fn not_utf8(path: &str, at: usize) -> Self {
+        let (line, column) = match std::fs::read(path) {
+            Ok(bytes) => {
+                let valid = String::from_utf8_lossy(&bytes[..at.min(bytes.len())]).into_owned();
+                line_col(&valid, valid.len())
+            }
+            Err(_) => (1, 1),
+        };
+        Diagnostic {
+            file: path.to_string(),
+            line,
+            column,
+            severity: Severity::Error,
+            code: "source/utf8".into(),
+            message: "file is not valid UTF-8".into(),
+            source_line: None,
+        }
+    }
+
     pub fn render(&self, format: OutputFormat) -> String {
         match format {
             OutputFormat::Human => self.human(),

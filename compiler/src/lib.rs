@@ -14,8 +14,6 @@ pub mod sources;
 pub mod thirdparty;
 mod yara;
 
-pub use yara::compiler as yara_compiler;
-
 pub use build::{build, BuildError, BuildOptions};
 pub use diag::{Diagnostic, OutputFormat, Severity};
 pub use lint::{lint, LintResult};

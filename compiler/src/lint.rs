@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use vigil_format::sigs::{parse_hash_line, parse_ndb_line, SigError};
 
-use crate::diag::{line_col, Diagnostic, Severity};
+use crate::diag::{Diagnostic, Severity};
 use crate::sources::{HashFileKind, RuleFile, RuleKind};
 use crate::yara;
 
@@ -37,26 +37,6 @@ impl LintResult {
     }
 }
 
-pub(crate) fn utf8_diag(f: &RuleFile, at: usize) -> Diagnostic {
-    // The text is not UTF-8, so report against the bytes we could read.
-    let (line, column) = match std::fs::read(&f.display_path) {
-        Ok(bytes) => {
-            let valid = String::from_utf8_lossy(&bytes[..at.min(bytes.len())]).into_owned();
-            line_col(&valid, valid.len())
-        }
-        Err(_) => (1, 1),
-    };
-    Diagnostic {
-        file: f.display_path.clone(),
-        line,
-        column,
-        severity: Severity::Error,
-        code: "source/utf8".into(),
-        message: "file is not valid UTF-8".into(),
-        source_line: None,
-    }
-}
-
 pub fn lint(files: &[RuleFile]) -> LintResult {
     let mut out = LintResult::default();
     let yara_files: Vec<&RuleFile> = files.iter().filter(|f| f.kind == RuleKind::Yara).collect();
@@ -72,7 +52,7 @@ pub fn lint(files: &[RuleFile]) -> LintResult {
         let text = match &f.text {
             Ok(t) => t,
             Err(at) => {
-                diags.push(utf8_diag(f, *at));
+                diags.push(Diagnostic::not_utf8(&f.display_path, *at));
                 continue;
             }
         };

@@ -57,7 +57,7 @@ pub(crate) fn check(files: &[&RuleFile]) -> YaraOutcome {
                 // Errors are collected by the compiler; keep going to report every file.
                 let _ = c.add_source(src);
             }
-            Err(at) => diags.push(crate::lint::utf8_diag(f, *at)),
+            Err(at) => diags.push(Diagnostic::not_utf8(&f.display_path, *at)),
         }
     }
     for e in c.errors() {

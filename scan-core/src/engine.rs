@@ -3,10 +3,8 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use vigil_format::container::verify;
 use vigil_format::sections::{decode_lines, SourceFiles};
@@ -15,37 +13,10 @@ use vigil_format::{PublicKey, SectionKind};
 
 use crate::body::{BodyMatcher, BodyMatcherBuilder, Prefilter};
 use crate::error::{EngineError, Limits, ScanError};
-use crate::hashes::{digests, HashTable, Hasher};
+use crate::hashes::{digests, HashTable};
 use crate::input::{self, Contents, Opened, Spool};
+pub use crate::report::{Finding, ScanReport, SigKind};
 use crate::yara::{YaraRules, YaraScanner};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SigKind {
-    Hash,
-    Body,
-    Yara,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub signature: String,
-    pub kind: SigKind,
-    pub severity: Option<String>,
-    pub description: Option<String>,
-    /// Where the match starts, when the signature kind knows it.
-    pub offset: Option<u64>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct ScanReport {
-    pub findings: Vec<Finding>,
-    /// Hex SHA-256 of the file: computed only when there is something to report.
-    pub sha256: Option<String>,
-    pub size: u64,
-    /// Name of the allowlist entry that cleared the file, if one did.
-    pub allowlisted: Option<String>,
-}
 
 pub struct Engine {
     db_version: u64,
@@ -328,9 +299,3 @@ impl Scanner<'_> {
         self.scan_spool(&spool, limits)
     }
 }
-
-/// Hasher re-exported for streaming callers that hash while copying.
-pub type StreamHasher = Hasher;
-
-/// A shared handle for engines that can be replaced while scans run.
-pub type EngineRef = Arc<Engine>;

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod hashes;
 pub mod input;
+pub mod report;
 pub mod service;
 pub mod shared;
 pub mod walk;

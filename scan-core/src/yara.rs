@@ -11,8 +11,8 @@ use rustix::fs::{FileType, Mode, OFlags};
 use sha2::{Digest, Sha256};
 use vigil_format::sections::SourceFile;
 
-use crate::engine::{Finding, SigKind};
 use crate::error::{EngineError, ScanError};
+use crate::report::{Finding, SigKind};
 
 pub struct YaraRules {
     rules: yara_x::Rules,
