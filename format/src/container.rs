@@ -559,6 +559,11 @@ impl<'a> Verified<'a> {
         &self.parsed.header
     }
 
+    /// The whole database, as verified (header to signature).
+    pub fn bytes(&self) -> &'a [u8] {
+        self.parsed.bytes
+    }
+
     pub fn entries(&self) -> &[SectionEntry] {
         &self.parsed.entries
     }
@@ -572,10 +577,93 @@ impl<'a> Verified<'a> {
     }
 }
 
+/// A verified database that owns its bytes: what a caller keeps when the proof must outlive
+/// the buffer it was read into (the updater's installed database, handed to the engine later).
+/// Only [`VerifiedDb::verify`] makes one, so holding it means the bytes verified against a
+/// trusted key; [`VerifiedDb::verified`] lends the borrowed proof without checking again.
+#[derive(Debug)]
+pub struct VerifiedDb {
+    bytes: Vec<u8>,
+    header: Header,
+    entries: Vec<SectionEntry>,
+    sha256: [u8; 32],
+}
+
+impl VerifiedDb {
+    /// Verifies `bytes` as [`verify`] does and keeps them with the proof. On failure the
+    /// bytes are dropped with the error: nothing unverified escapes.
+    pub fn verify(bytes: Vec<u8>, trusted: &[PublicKey]) -> Result<Self, FormatError> {
+        let (header, entries) = {
+            let v = verify(&bytes, trusted)?;
+            (v.parsed.header, v.parsed.entries)
+        };
+        let sha256 = Sha256::digest(&bytes).into();
+        Ok(Self {
+            bytes,
+            header,
+            entries,
+            sha256,
+        })
+    }
+
+    /// The borrowed proof, for readers such as the engine. No check is repeated: the bytes
+    /// cannot have changed since [`VerifiedDb::verify`] (they are owned and never lent mutably).
+    pub fn verified(&self) -> Verified<'_> {
+        Verified {
+            parsed: Parsed {
+                header: self.header.clone(),
+                entries: self.entries.clone(),
+                bytes: &self.bytes,
+            },
+        }
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// SHA-256 of the whole file: the name the repository and the updater know it by.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.sha256
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn owned_proof_lends_the_same_view_and_refuses_what_verify_refuses() {
+        let db = sample();
+        let owned = VerifiedDb::verify(db.clone(), &[key().public()]).expect("verify");
+        let view = owned.verified();
+        assert_eq!(
+            view.header(),
+            verify(&db, &[key().public()]).expect("v").header()
+        );
+        assert_eq!(view.bytes(), &db[..]);
+        assert_eq!(owned.sha256(), <[u8; 32]>::from(Sha256::digest(&db)));
+        let yara = view.section(SectionKind::Yara).expect("section");
+        assert_eq!(yara.as_deref(), Some(&b"rule x { condition: true }"[..]));
+        let mut bad = db.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(matches!(
+            VerifiedDb::verify(bad, &[key().public()]),
+            Err(FormatError::BadSignature)
+        ));
+        let other = SecretKey::from_seed([9; 32]).public();
+        assert!(VerifiedDb::verify(db, &[other]).is_err());
+    }
 
     fn key() -> SecretKey {
         SecretKey::from_seed([3; 32])

@@ -2,7 +2,8 @@
 //!
 //! Input: rule sources already linted by the compiler (to build) or untrusted database and
 //! delta bytes (to read). Output: signed `.vdb` files, [`Verified`] databases, deltas.
-//! Main types: [`container::DatabaseBuilder`], [`container::Verified`], [`sigs::BodySig`],
+//! Main types: [`container::DatabaseBuilder`], [`container::Verified`] (and the owned
+//! [`container::VerifiedDb`]), [`sigs::BodySig`],
 //! [`sigs::HashSig`], [`delta::Delta`]. It never hands out a section of a database whose
 //! signature and hashes it has not checked, and it never panics on input bytes.
 //! Neighbours: `vigil-compiler` writes with it, `vigil-scan-core` and the updater read with it.
@@ -16,7 +17,7 @@ pub mod keys;
 pub mod sections;
 pub mod sigs;
 
-pub use container::{DatabaseBuilder, Header, SectionEntry, SectionKind, Verified};
+pub use container::{DatabaseBuilder, Header, SectionEntry, SectionKind, Verified, VerifiedDb};
 pub use error::FormatError;
 pub use keys::{KeyError, PublicKey, SecretKey};
 

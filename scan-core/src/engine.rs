@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use vigil_format::container::verify;
 use vigil_format::sections::{decode_lines, SourceFiles};
 use vigil_format::sigs::{parse_hash_line, parse_ndb_line, HashFile, HashKind};
-use vigil_format::{PublicKey, SectionKind};
+use vigil_format::{PublicKey, SectionKind, Verified};
 
 use crate::body::{BodyMatcher, BodyMatcherBuilder, Prefilter};
 use crate::error::{EngineError, Limits, ScanError};
@@ -43,8 +43,15 @@ impl Engine {
         trusted: &[PublicKey],
         cache_dir: Option<&Path>,
     ) -> Result<Self, EngineError> {
-        let v = verify(bytes, trusted)?;
-        let db_sha256: [u8; 32] = Sha256::digest(bytes).into();
+        Self::from_verified(&verify(bytes, trusted)?, cache_dir)
+    }
+
+    /// Builds every matcher from a database its holder already verified: the proof is the
+    /// argument, so a caller that verified (the updater, reading what it installed) never pays
+    /// for a second check, and nothing unverified can reach here. Compiled YARA rules are
+    /// reused from `cache_dir` as in [`Engine::load_with_cache`].
+    pub fn from_verified(v: &Verified<'_>, cache_dir: Option<&Path>) -> Result<Self, EngineError> {
+        let db_sha256: [u8; 32] = Sha256::digest(v.bytes()).into();
         let yara = match v.section(SectionKind::Yara)? {
             Some(raw) => Some(YaraRules::load(
                 &SourceFiles::decode(&raw)?,
