@@ -13,7 +13,7 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -21,8 +21,7 @@ use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 use vigil_format::PublicKey;
 use vigil_scan_core::service::ServiceConfig;
-use vigil_scan_core::walk::{walk, Item};
-use vigil_scan_core::{Engine, Limits, SharedEngine, ENGINE_VERSION};
+use vigil_scan_core::{Engine, Limits, Pool, Scanned, SharedEngine, Targets, ENGINE_VERSION};
 
 use crate::config::{Config, ScheduledScan};
 use crate::error::UpdateError;
@@ -412,83 +411,60 @@ pub fn scheduled_scan(
     let started = Instant::now();
     let run_id = jiff::Timestamp::now().to_string();
     let totals = Mutex::new(Totals::default());
-    let (tx, rx) = mpsc::sync_channel::<PathBuf>(threads * 4);
-    let rx = Mutex::new(rx);
     let write = |v: serde_json::Value| -> std::io::Result<()> {
         let mut o = out.lock().map_err(|_| std::io::Error::other("poisoned"))?;
         writeln!(o, "{v}")
     };
     let write_err: Mutex<Option<std::io::Error>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                let mut scanner = engine.scanner();
-                loop {
-                    let next = rx.lock().ok().and_then(|r| r.recv().ok());
-                    let Some(path) = next else { break };
-                    let r = scanner.scan_file(&path, limits);
-                    let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
-                    match r {
-                        Ok(r) => {
-                            t.scanned += 1;
-                            t.bytes += r.size;
-                            if !r.findings.is_empty() {
-                                t.infected += 1;
-                            }
-                            drop(t);
-                            for f in &r.findings {
-                                let line = json!({
-                                    "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
-                                    "path": path, "signature": f.signature, "kind": f.kind,
-                                    "severity": f.severity, "description": f.description,
-                                    "offset": f.offset, "sha256": r.sha256,
-                                    "db_version": engine.db_version(), "engine_version": ENGINE_VERSION,
-                                });
-                                if let Err(e) = write(line) {
-                                    *write_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                                }
-                            }
-                        }
-                        Err(e) if e.is_skip() => t.skipped += 1,
-                        Err(e) => {
-                            // An unreadable file, or one that changed under the scan (a user
-                            // truncating it, say): a line of its own, so no file goes unseen.
-                            t.errors += 1;
-                            drop(t);
-                            let line = json!({
-                                "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
-                                "path": path, "error": e.to_string(), "db_version": engine.db_version(),
-                            });
-                            if let Err(e) = write(line) {
-                                *write_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                            }
-                        }
+    let sink = |scanned: Scanned| {
+        let path = scanned.path;
+        let mut lines = Vec::new();
+        {
+            let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+            match scanned.outcome {
+                Ok(r) => {
+                    t.scanned += 1;
+                    t.bytes += r.size;
+                    if !r.findings.is_empty() {
+                        t.infected += 1;
+                    }
+                    for f in &r.findings {
+                        lines.push(json!({
+                            "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
+                            "path": path, "signature": f.signature, "kind": f.kind,
+                            "severity": f.severity, "description": f.description,
+                            "offset": f.offset, "sha256": r.sha256,
+                            "db_version": engine.db_version(), "engine_version": ENGINE_VERSION,
+                        }));
                     }
                 }
-            });
-        }
-        for p in &s.paths {
-            let _ = walk(p, true, &s.exclude, &mut |item| {
-                match item {
-                    Item::File(f) => {
-                        if tx.send(f).is_err() {
-                            return ControlFlow::Break(());
-                        }
-                    }
-                    Item::Problem(_, why) => {
-                        let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
-                        if why.starts_with("SKIP ") {
-                            t.skipped += 1;
-                        } else {
-                            t.errors += 1;
-                        }
-                    }
+                Err(e) if e.is_skip() => t.skipped += 1,
+                Err(e) => {
+                    // An unreadable file, or one that changed under the scan (a user
+                    // truncating it, say): a line of its own, so no file goes unseen.
+                    t.errors += 1;
+                    lines.push(json!({
+                        "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
+                        "path": path, "error": e.to_string(), "db_version": engine.db_version(),
+                    }));
                 }
-                ControlFlow::Continue(())
-            });
+            }
         }
-        drop(tx);
-    });
+        for line in lines {
+            if let Err(e) = write(line) {
+                *write_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            }
+        }
+        ControlFlow::Continue(())
+    };
+    let targets = Targets {
+        paths: &s.paths,
+        recursive: true,
+        exclude: &s.exclude,
+    };
+    Pool::new(engine, threads, *limits)
+        .scan(&targets, &sink)
+        .map_err(std::io::Error::other)?;
     if let Some(e) = write_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }

@@ -7,8 +7,7 @@ use std::fs;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -19,8 +18,7 @@ use vigil_scan_core::service::{
     Client, ClientError, FileResult, ScanDone, ScanOptions, Signatures, Status, DEFAULT_SOCKET,
     SOCKET_ENV,
 };
-use vigil_scan_core::walk::{walk, Item};
-use vigil_scan_core::{Engine, Limits, ENGINE_VERSION};
+use vigil_scan_core::{Engine, Limits, Pool, ScanError, Scanned, Targets, ENGINE_VERSION};
 
 /// Public keys built into the binary: every `.pub` in keys/ that releases are signed with.
 const BUILTIN_KEYS: &[&str] = &[include_str!("../../keys/vigil-release-2026.pub")];
@@ -224,12 +222,6 @@ impl Printer {
     }
 }
 
-enum Job {
-    File(PathBuf),
-    Stdin,
-    Problem(PathBuf, String),
-}
-
 fn run_local(args: Args) -> anyhow::Result<u8> {
     let database = args
         .database
@@ -270,67 +262,45 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
     };
     let threads = args
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let start = Instant::now();
-    let engine = Arc::new(engine);
-    let printer = Arc::new(Printer::new(&args));
-    let (tx, rx) = mpsc::sync_channel::<Job>(threads * 4);
-    let rx = Arc::new(Mutex::new(rx));
-    let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            let (rx, engine, printer) = (rx.clone(), engine.clone(), printer.clone());
-            std::thread::spawn(move || {
-                let mut scanner = engine.scanner();
-                let db = engine.db_version();
-                loop {
-                    let job = match rx.lock() {
-                        Ok(r) => match r.recv() {
-                            Ok(j) => j,
-                            Err(_) => break,
-                        },
-                        Err(_) => break,
-                    };
-                    let r = match job {
-                        Job::File(p) => {
-                            let r = scanner.scan_file(&p, &limits);
-                            FileResult::from_scan(p.display().to_string(), db, r)
-                        }
-                        Job::Stdin => FileResult::from_scan(
-                            "stdin".into(),
-                            db,
-                            scanner.scan_reader(std::io::stdin().lock(), &limits),
-                        ),
-                        Job::Problem(p, why) => {
-                            FileResult::problem(p.display().to_string(), db, &why)
-                        }
-                    };
-                    printer.report(&r.path, &r, ENGINE_VERSION);
-                }
-            })
-        })
-        .collect();
-    for p in &args.paths {
-        if p.as_os_str() == "-" {
-            let _ = tx.send(Job::Stdin);
-        } else {
-            let _ = walk(p, args.recursive, &[], &mut |item| {
-                let job = match item {
-                    Item::File(f) => Job::File(f),
-                    Item::Problem(f, why) => Job::Problem(f, why),
-                };
-                match tx.send(job) {
-                    Ok(()) => ControlFlow::Continue(()),
-                    Err(_) => ControlFlow::Break(()),
-                }
-            });
-        }
+    let printer = Printer::new(&args);
+    let db = engine.db_version();
+    let report = |path: &Path, outcome| {
+        let r = FileResult::from_scan(path.display().to_string(), db, outcome);
+        printer.report(&r.path, &r, ENGINE_VERSION);
+    };
+    // `-` is standard input, scanned here; everything else goes through the pool, in order.
+    let pool = Pool::new(&engine, threads, limits);
+    let mut rest = args.paths.as_slice();
+    while !rest.is_empty() {
+        let n = rest
+            .iter()
+            .position(|p| p.as_os_str() == "-")
+            .unwrap_or(rest.len());
+        let (paths, after) = rest.split_at(n);
+        let targets = Targets {
+            paths,
+            recursive: args.recursive,
+            exclude: &[],
+        };
+        pool.scan(&targets, &|s: Scanned| {
+            report(&s.path, s.outcome);
+            ControlFlow::Continue(())
+        })?;
+        rest = match after.split_first() {
+            Some((_stdin, tail)) => {
+                report(
+                    Path::new("stdin"),
+                    engine
+                        .scanner()
+                        .scan_reader(std::io::stdin().lock(), &limits),
+                );
+                tail
+            }
+            None => after,
+        };
     }
-    drop(tx);
-    for w in workers {
-        let _ = w.join();
-    }
-    let printer = Arc::into_inner(printer).context("a scan thread panicked")?;
     let info = EngineInfo {
         engine_version: ENGINE_VERSION.into(),
         db_version: engine.db_version(),
@@ -420,14 +390,16 @@ fn scan_batch(
             Err(e) => {
                 printer.report(
                     &shown,
-                    &FileResult::problem(shown.clone(), 0, &e.to_string()),
+                    &FileResult::from_scan(shown.clone(), 0, Err(ScanError::Io(e))),
                     engine_version,
                 );
                 continue;
             }
         };
         if abs.to_str().is_none() {
-            let r = FileResult::problem(shown.clone(), 0, "path is not valid UTF-8");
+            let bad =
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not valid UTF-8");
+            let r = FileResult::from_scan(shown.clone(), 0, Err(ScanError::Io(bad)));
             printer.report(&shown, &r, engine_version);
             continue;
         }

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod hashes;
 pub mod input;
+pub mod pool;
 pub mod report;
 pub mod service;
 pub mod shared;
@@ -22,6 +23,7 @@ mod yara;
 
 pub use engine::{Engine, Finding, ScanReport, Scanner, SigKind};
 pub use error::{EngineError, Limits, ScanError};
+pub use pool::{Finish, Pool, PoolError, Scanned, Targets};
 pub use shared::SharedEngine;
 
 /// Engine version reported in JSON findings.

@@ -234,22 +234,10 @@ impl FileResult {
                 Status::Skipped,
                 format!("size limit exceeded ({size} > {limit} bytes)"),
             ),
-            Err(ScanError::NotRegular) => {
-                Self::problem(path, db_version, crate::walk::SKIP_NOT_REGULAR)
-            }
-            Err(e @ ScanError::PseudoFilesystem { .. }) => {
+            Err(e @ (ScanError::NotRegular | ScanError::PseudoFilesystem { .. })) => {
                 Self::not_scanned(path, db_version, Status::Skipped, e.to_string())
             }
             Err(e) => Self::not_scanned(path, db_version, Status::Error, e.to_string()),
-        }
-    }
-
-    /// A problem the walk reported ([`crate::walk::Item::Problem`]): skipped when `why`
-    /// starts with `SKIP `, else an error.
-    pub fn problem(path: String, db_version: u64, why: &str) -> Self {
-        match why.strip_prefix("SKIP ") {
-            Some(reason) => Self::not_scanned(path, db_version, Status::Skipped, reason.into()),
-            None => Self::not_scanned(path, db_version, Status::Error, why.into()),
         }
     }
 
@@ -364,7 +352,13 @@ mod tests {
             (fifo.status, fifo.error.as_deref()),
             (Status::Skipped, Some("not a regular file"))
         );
-        let gone = FileResult::problem("/f".into(), 3, "No such file or directory (os error 2)");
+        let gone = FileResult::from_scan(
+            "/f".into(),
+            3,
+            Err(ScanError::Io(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            ))),
+        );
         assert_eq!(gone.status, Status::Error);
         let mut done = ScanDone {
             done: true,

@@ -1,28 +1,34 @@
-//! The file walk shared by `vigil-scan`, the scan service and the agent's scheduled scans.
+//! The file walk under every scan: `vigil-scan`, the scan service and the agent's scheduled
+//! scans all reach it through [`crate::pool`].
 //!
 //! It hands out regular files one at a time, in a stable order (children sorted), and reports
-//! what it cannot scan instead of stopping: a broken or looping symlink, an unreadable
-//! directory, a vanished file ([`Item::Problem`] with the error), a FIFO, socket or device
-//! ([`Item::Problem`] with [`SKIP_NOT_REGULAR`]). Symlinked directories are followed only when
-//! named at the top, never below it, so a link cannot send the walk round in a loop or out of
-//! the tree; symlinked files are scanned. Excluded prefixes are skipped silently, as clamd's
-//! `ExcludePath` does. The caller can stop the walk at any item (a client hung up, SIGTERM).
+//! what it cannot scan instead of stopping, as a typed [`ScanError`]: a broken or looping
+//! symlink, an unreadable directory or a vanished file is [`ScanError::Io`]; a FIFO, socket or
+//! device is [`ScanError::NotRegular`], which [`ScanError::is_skip`] counts as skipped.
+//! Symlinked directories are followed only when named at the top, never below it, so a link
+//! cannot send the walk round in a loop or out of the tree; symlinked files are scanned (the
+//! opened descriptor is checked again, [`crate::input`]). Excluded prefixes are skipped
+//! silently, as clamd's `ExcludePath` does. The caller can stop the walk at any item (a client
+//! hung up, SIGTERM).
+//!
+//! Why not the `ignore` crate's parallel walker: the scan, not the listing, is where the time
+//! goes (the pool overlaps the two), the order here is deterministic, and `ignore`'s threads
+//! are its own, while the scan service must walk on a thread that holds its client's rights.
 
 use std::fs;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-/// The reason given for special files. It starts with `SKIP `: such files count as skipped,
-/// not as errors, and `vigil-scan` prints the text after the prefix.
-pub const SKIP_NOT_REGULAR: &str = "SKIP not a regular file";
+use crate::error::ScanError;
 
 /// One thing the walk found.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Item {
     /// A regular file (or a symlink to one) to scan.
     File(PathBuf),
-    /// A path that cannot be scanned, and why: an I/O error, or a reason starting with `SKIP `.
-    Problem(PathBuf, String),
+    /// A path that cannot be scanned, and why: [`ScanError::NotRegular`] (a skip) or
+    /// [`ScanError::Io`] (an error).
+    Unscannable(PathBuf, ScanError),
 }
 
 /// Walks `path`, calling `emit` for every file and every problem; a `Break` from `emit` stops
@@ -50,7 +56,7 @@ fn walk_at(
     }
     let meta = match fs::metadata(path) {
         Ok(m) => m,
-        Err(e) => return emit(Item::Problem(path.to_path_buf(), e.to_string())),
+        Err(e) => return emit(Item::Unscannable(path.to_path_buf(), ScanError::Io(e))),
     };
     if meta.is_dir() {
         if !top && !recursive {
@@ -61,7 +67,7 @@ fn walk_at(
         }
         let entries = match fs::read_dir(path) {
             Ok(rd) => rd,
-            Err(e) => return emit(Item::Problem(path.to_path_buf(), e.to_string())),
+            Err(e) => return emit(Item::Unscannable(path.to_path_buf(), ScanError::Io(e))),
         };
         let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         children.sort();
@@ -72,7 +78,7 @@ fn walk_at(
     } else if meta.is_file() {
         emit(Item::File(path.to_path_buf()))
     } else {
-        emit(Item::Problem(path.to_path_buf(), SKIP_NOT_REGULAR.into()))
+        emit(Item::Unscannable(path.to_path_buf(), ScanError::NotRegular))
     }
 }
 
@@ -117,7 +123,7 @@ mod tests {
                     Item::File(p) => {
                         Some(p.strip_prefix(d).expect("under root").display().to_string())
                     }
-                    Item::Problem(..) => None,
+                    Item::Unscannable(..) => None,
                 })
                 .collect()
         };
@@ -136,10 +142,10 @@ mod tests {
         );
         let problems: Vec<&Item> = all
             .iter()
-            .filter(|i| matches!(i, Item::Problem(..)))
+            .filter(|i| matches!(i, Item::Unscannable(..)))
             .collect();
         assert!(
-            matches!(problems[..], [Item::Problem(p, _)] if p.ends_with("dangling")),
+            matches!(problems[..], [Item::Unscannable(p, ScanError::Io(_))] if p.ends_with("dangling")),
             "{all:?}"
         );
         assert_eq!(files(&collect(d, false, &[])), ["a", "c"]);
@@ -163,5 +169,27 @@ mod tests {
             }
         });
         assert_eq!((flow, seen), (ControlFlow::Break(()), 3));
+    }
+
+    #[test]
+    fn special_files_are_skips_not_errors() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let fifo = t.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        let items = collect(t.path(), false, &[]);
+        match &items[..] {
+            [Item::Unscannable(p, e)] => {
+                assert_eq!(p, &fifo);
+                assert!(matches!(e, ScanError::NotRegular) && e.is_skip(), "{e:?}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -14,7 +14,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -28,8 +28,8 @@ use super::{
 use crate::engine::Engine;
 use crate::error::{Limits, ScanError};
 use crate::input::Spool;
+use crate::pool::{Pool, PoolError, Scanned, Targets};
 use crate::shared::SharedEngine;
-use crate::walk::{walk, Item};
 use crate::ENGINE_VERSION;
 
 /// How often an idle accept loop looks at the stop flag.
@@ -577,90 +577,43 @@ struct PathScan<'a> {
     rights: &'a Rights,
 }
 
-/// Walks and scans a request's paths. The walk and the scan threads are threads of their own
-/// that take the client's rights ([`Rights::enter`]) and end with the request, so the
-/// connection's thread keeps the service's.
+/// Walks and scans a request's paths through the scan pool. The walk and the scan threads are
+/// threads of their own that take the client's rights ([`Rights::enter`]) and end with the
+/// request, so the connection's thread keeps the service's.
 fn scan(engine: &Engine, req: &PathScan<'_>, out: &Out, shared: &Shared) -> Result<(), Close> {
-    let threads = shared.cfg.threads.max(1);
     let db_version = engine.db_version();
     let totals = Mutex::new(ScanDone::new(engine));
     // Set when the client stops reading: the walk ends and queued files are dropped.
     let gone = AtomicBool::new(false);
-    let halted = || gone.load(Ordering::SeqCst) || shared.stop.load(Ordering::SeqCst);
-    let deliver = |r: FileResult| {
+    let sink = |s: Scanned| {
+        let r = FileResult::from_scan(s.path.to_string_lossy().into_owned(), db_version, s.outcome);
         totals
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .count(&r);
         if out.send(&r).is_err() {
             gone.store(true, Ordering::SeqCst);
+            return ControlFlow::Break(());
         }
+        ControlFlow::Continue(())
     };
-    let (tx, rx) = mpsc::sync_channel::<PathBuf>(threads * 4);
-    let rx = Mutex::new(rx);
-    let refused = std::thread::scope(|s| -> Result<(), String> {
-        let walker = std::thread::Builder::new()
-            .name("vigil-scan-walk".into())
-            .spawn_scoped(s, || -> Result<(), String> {
-                req.rights.enter().map_err(|e| e.to_string())?;
-                let mut workers = 0;
-                let mut queued = 0;
-                let mut emit = |item: Item| {
-                    if halted() {
-                        return ControlFlow::Break(());
-                    }
-                    match item {
-                        Item::File(path) => {
-                            // Start scan threads as files arrive: a one-file request pays for
-                            // one scanner, not `threads` of them.
-                            if workers < threads && queued >= workers {
-                                let (rx, deliver, halted) = (&rx, &deliver, &halted);
-                                let (limits, rights) = (req.limits, req.rights);
-                                let spawned = std::thread::Builder::new()
-                                    .name("vigil-scan-worker".into())
-                                    .spawn_scoped(s, move || {
-                                        worker(engine, limits, rights, rx, deliver, halted)
-                                    });
-                                if spawned.is_ok() {
-                                    workers += 1;
-                                } else if workers == 0 {
-                                    deliver(FileResult::from_scan(
-                                        path.to_string_lossy().into_owned(),
-                                        db_version,
-                                        Err(ScanError::Io(io::Error::other(
-                                            "cannot start a scan thread",
-                                        ))),
-                                    ));
-                                    return ControlFlow::Continue(());
-                                }
-                            }
-                            queued += 1;
-                            if tx.send(path).is_err() {
-                                return ControlFlow::Break(());
-                            }
-                        }
-                        Item::Problem(path, why) => deliver(FileResult::problem(
-                            path.to_string_lossy().into_owned(),
-                            db_version,
-                            &why,
-                        )),
-                    }
-                    ControlFlow::Continue(())
-                };
-                for p in req.paths {
-                    if walk(p, req.recursive, req.exclude, &mut emit).is_break() {
-                        break;
-                    }
-                }
-                drop(tx);
-                Ok(())
-            });
-        match walker {
-            Ok(h) => h.join().unwrap_or_else(|_| Err("the walk failed".into())),
-            Err(_) => Err("cannot start a scan thread".into()),
-        }
-    });
-    if let Err(why) = refused {
+    let targets = Targets {
+        paths: req.paths,
+        recursive: req.recursive,
+        exclude: req.exclude,
+    };
+    let scanned = Pool::new(engine, shared.cfg.threads, *req.limits).scan_as(
+        &targets,
+        &|| req.rights.enter(),
+        &|| shared.stop.load(Ordering::SeqCst),
+        &sink,
+    );
+    if let Err(e) = scanned {
+        // The client's own words for a refusal of rights: "cannot scan with uid N's rights".
+        let why = match e {
+            PoolError::Enter(e) => e.to_string(),
+            other => other.to_string(),
+        };
         out.error(why)?;
         return Ok(());
     }
@@ -674,38 +627,6 @@ fn scan(engine: &Engine, req: &PathScan<'_>, out: &Out, shared: &Shared) -> Resu
     let done = totals.into_inner().unwrap_or_else(PoisonError::into_inner);
     out.send(&done)?;
     Ok(())
-}
-
-fn worker(
-    engine: &Engine,
-    limits: &Limits,
-    rights: &Rights,
-    rx: &Mutex<mpsc::Receiver<PathBuf>>,
-    deliver: &(dyn Fn(FileResult) + Sync),
-    halted: &(dyn Fn() -> bool + Sync),
-) {
-    // Started by the walker, this thread inherits the rights it took; entering again only
-    // checks. Should it fail, files are reported, never opened with the service's rights.
-    let entered = rights.enter();
-    let mut scanner = engine.scanner();
-    loop {
-        let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(path) = next else { return };
-        // Once halted, keep receiving (so the walk never blocks on a full queue) but scan
-        // nothing more.
-        if halted() {
-            continue;
-        }
-        let result = match &entered {
-            Ok(()) => scanner.scan_file(&path, limits),
-            Err(e) => Err(ScanError::Io(io::Error::new(e.kind(), e.to_string()))),
-        };
-        deliver(FileResult::from_scan(
-            path.to_string_lossy().into_owned(),
-            engine.db_version(),
-            result,
-        ));
-    }
 }
 
 /// The shortest idle or request timeout the service applies, whatever it is configured with.
