@@ -105,14 +105,23 @@ pub struct BodyMatcherBuilder {
     sigs: Vec<Sig>,
 }
 
+/// Why a set of body signatures cannot be matched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    #[error("{name}: needs {MIN_ANCHOR} consecutive literal bytes to anchor on")]
+    NoAnchor { name: String },
+    #[error("building the Aho-Corasick prefilter: {0}")]
+    Prefilter(#[from] aho_corasick::BuildError),
+}
+
 impl BodyMatcherBuilder {
-    pub fn add(&mut self, s: &BodySig) -> Result<(), String> {
+    pub fn add(&mut self, s: &BodySig) -> Result<(), BodyError> {
         let (start, anchor) = s.anchor();
         if anchor.len() < MIN_ANCHOR {
-            return Err(format!(
-                "{}: needs {MIN_ANCHOR} consecutive literal bytes to anchor on",
-                s.name
-            ));
+            return Err(BodyError::NoAnchor {
+                name: s.name.clone(),
+            });
         }
         let lit: Box<[u8]> = anchor
             .iter()
@@ -131,7 +140,7 @@ impl BodyMatcherBuilder {
         Ok(())
     }
 
-    pub fn build(self, prefilter: Prefilter) -> Result<BodyMatcher, String> {
+    pub fn build(self, prefilter: Prefilter) -> Result<BodyMatcher, BodyError> {
         let finder = match prefilter {
             Prefilter::Window => Finder::Window(WindowIndex::new(&self.sigs)),
             Prefilter::AhoCorasick => {
@@ -149,8 +158,7 @@ impl BodyMatcherBuilder {
                 let ac = AhoCorasickBuilder::new()
                     .match_kind(MatchKind::Standard)
                     .kind(Some(AhoCorasickKind::ContiguousNFA))
-                    .build(&patterns)
-                    .map_err(|e| e.to_string())?;
+                    .build(&patterns)?;
                 Finder::Ac { ac, by_pattern }
             }
         };
@@ -380,7 +388,7 @@ struct Found {
 
 impl BodyMatcher {
     /// A matcher over `sigs` with the default prefilter.
-    pub fn new(sigs: &[BodySig]) -> Result<Self, String> {
+    pub fn new(sigs: &[BodySig]) -> Result<Self, BodyError> {
         let mut b = BodyMatcherBuilder::default();
         for s in sigs {
             b.add(s)?;
@@ -696,7 +704,7 @@ mod tests {
             min_flevel: None,
             max_flevel: None,
         };
-        assert!(b.add(&sig).unwrap_err().contains("Short"));
+        assert!(b.add(&sig).unwrap_err().to_string().contains("Short"));
     }
 
     fn hexs(b: &[u8]) -> String {

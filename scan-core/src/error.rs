@@ -21,7 +21,7 @@ pub enum EngineError {
     #[error("database refused: YARA rules do not compile: {0}")]
     Yara(String),
     #[error("database refused: body signatures: {0}")]
-    Body(String),
+    Body(crate::body::BodyError),
 }
 
 impl From<FormatError> for EngineError {
