@@ -18,3 +18,4 @@ pub use build::{build, BuildError, BuildOptions};
 pub use diag::{Diagnostic, OutputFormat, Severity};
 pub use lint::{lint, LintResult};
 pub use sources::{RuleFile, RuleKind, SourceError};
+pub use yara::{check_yara_sources, YaraRejected};
