@@ -11,7 +11,6 @@ pub mod build;
 pub mod diag;
 pub mod lint;
 pub mod sources;
-pub mod thirdparty;
 mod yara;
 
 pub use build::{build, BuildError, BuildOptions};

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::check_yara_sources;
+use vigil_compiler::check_yara_sources;
 
 /// (relative path, text) of kept files, and (relative path, reason) of dropped ones.
 pub struct Imported {
@@ -51,7 +51,7 @@ fn find(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Writes kept files under `dir`, ready for `sources::collect` and `build`.
+/// Writes kept files under `dir`, ready for `vigil_compiler::sources::collect` and `build`.
 pub fn write_tree(dir: &Path, files: &[(String, String)]) -> std::io::Result<()> {
     for (rel, text) in files {
         let p = dir.join(rel);
