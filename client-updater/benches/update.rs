@@ -76,8 +76,8 @@ fn rule_set() -> RuleSet {
     let (label, community) = match corpus() {
         Some(c) => {
             eprintln!("importing {} …", c.display());
-            let imported = vigil_compiler::thirdparty::import_yara_dir(&c);
-            vigil_compiler::thirdparty::write_tree(&dir, &imported.kept).expect("writing rules");
+            let imported = vigil_tests::thirdparty::import_yara_dir(&c);
+            vigil_tests::thirdparty::write_tree(&dir, &imported.kept).expect("writing rules");
             // The updater smoke-tests every database on EICAR before it activates it.
             let eicar_dir = dir.join("vigil-eicar");
             fs::create_dir_all(&eicar_dir).expect("mkdir");

@@ -5,16 +5,17 @@
 //! database built through `vigil-format`. Main entry points: [`lint::lint`], [`build::build`].
 //! It never builds from sources that have lint errors, and the bytes it writes depend only on
 //! the sources, the key and the version (never on file order, paths outside the rules
-//! directory, the clock or the machine). The `vigil-build` binary is a thin layer over this.
+//! directory, the clock or the machine). A library only: it knows nothing of command lines,
+//! key files, repositories or async runtimes, so anything that builds databases can embed it.
 
 pub mod build;
 pub mod diag;
 pub mod lint;
 pub mod sources;
-pub mod thirdparty;
 mod yara;
 
 pub use build::{build, BuildError, BuildOptions};
 pub use diag::{Diagnostic, OutputFormat, Severity};
 pub use lint::{lint, LintResult};
 pub use sources::{RuleFile, RuleKind, SourceError};
+pub use yara::{check_yara_sources, YaraRejected};

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use thiserror::Error;
 use yara_x::linters;
 use yara_x_parser::ast::{Meta, MetaValue};
 
@@ -26,7 +27,7 @@ fn severity_ok(meta: &Meta<'_>) -> bool {
 
 /// A compiler configured the vigil way: no includes (a database is self-contained), slow
 /// patterns and loops are errors, and the meta conventions are checked.
-pub fn compiler<'a>() -> yara_x::Compiler<'a> {
+pub(crate) fn compiler<'a>() -> yara_x::Compiler<'a> {
     let mut c = yara_x::Compiler::new();
     c.enable_includes(false)
         .error_on_slow_pattern(true)
@@ -43,6 +44,37 @@ pub fn compiler<'a>() -> yara_x::Compiler<'a> {
         c.add_linter(linter);
     }
     c
+}
+
+/// The first YARA source that vigil's compiler settings reject, and yara-x's title for its
+/// first error: the verdict `lint` would give, without the full diagnostics.
+#[derive(Debug, Error)]
+#[error("{origin}: {reason}")]
+pub struct YaraRejected {
+    /// Position of the rejected source in the order given.
+    pub index: usize,
+    pub origin: String,
+    pub reason: String,
+}
+
+/// Whether `(origin, text)` YARA sources, added in this order to one namespace as a build
+/// would, all compile with vigil's settings; if not, the first one rejected and why. Warnings
+/// (missing meta) do not reject. For importing third-party rule sets, which keep only what
+/// vigil accepts; stops at the first rejection, as that is all such an import needs.
+pub fn check_yara_sources<'s>(
+    sources: impl IntoIterator<Item = (&'s str, &'s str)>,
+) -> Result<(), YaraRejected> {
+    let mut c = compiler();
+    for (index, (origin, text)) in sources.into_iter().enumerate() {
+        if let Err(e) = c.add_source(yara_x::SourceCode::from(text).with_origin(origin)) {
+            return Err(YaraRejected {
+                index,
+                origin: origin.to_string(),
+                reason: e.title().to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn check(files: &[&RuleFile]) -> YaraOutcome {

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use vigil_compiler::{build, sources, thirdparty, BuildOptions};
+use vigil_compiler::{build, sources, BuildOptions};
 use vigil_format::SecretKey;
+use vigil_tests::thirdparty;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -1,5 +1,7 @@
 //! vigil-build: lint rule sources, build signed databases, verify and inspect them, make keys
-//! and deltas, and publish them to a TUF repository. A thin layer over the vigil-compiler and vigil-format libraries.
+//! and deltas, and publish them to a TUF repository. A thin layer over the vigil-compiler,
+//! vigil-format and vigil-repository libraries: parsing, files, keys, the async runtime and exit
+//! codes live here; one module per subcommand under `cli/`.
 //!
 //! Exit codes: 0 success; 1 lint errors (or warnings with --deny-warnings); 2 usage, I/O or
 //! bad-input errors (a database or delta that fails verification, a missing key, ...);

@@ -5,6 +5,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use vigil_compiler::check_yara_sources;
+
 /// (relative path, text) of kept files, and (relative path, reason) of dropped ones.
 pub struct Imported {
     pub kept: Vec<(String, String)>,
@@ -23,28 +25,16 @@ pub fn import_yara_dir(dir: &Path) -> Imported {
             dropped.push((rel, "not UTF-8".into()));
             continue;
         };
-        let mut c = crate::yara::compiler();
-        if let Err(e) =
-            c.add_source(yara_x::SourceCode::from(text.as_str()).with_origin(rel.as_str()))
-        {
-            dropped.push((rel, e.title().to_string()));
+        if let Err(e) = check_yara_sources([(rel.as_str(), text.as_str())]) {
+            dropped.push((rel, e.reason));
             continue;
         }
         kept.push((rel, text));
     }
-    loop {
-        let mut c = crate::yara::compiler();
-        let bad = kept.iter().position(|(rel, text)| {
-            c.add_source(yara_x::SourceCode::from(text.as_str()).with_origin(rel.as_str()))
-                .is_err()
-        });
-        match bad {
-            Some(i) => {
-                let (rel, _) = kept.remove(i);
-                dropped.push((rel, "conflicts with an earlier file".into()));
-            }
-            None => break,
-        }
+    // Each file compiles alone; now together, dropping the first that clashes until none does.
+    while let Err(e) = check_yara_sources(kept.iter().map(|(r, t)| (r.as_str(), t.as_str()))) {
+        let (rel, _) = kept.remove(e.index);
+        dropped.push((rel, "conflicts with an earlier file".into()));
     }
     Imported { kept, dropped }
 }
@@ -61,7 +51,7 @@ fn find(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Writes kept files under `dir`, ready for `sources::collect` and `build`.
+/// Writes kept files under `dir`, ready for `vigil_compiler::sources::collect` and `build`.
 pub fn write_tree(dir: &Path, files: &[(String, String)]) -> std::io::Result<()> {
     for (rel, text) in files {
         let p = dir.join(rel);

@@ -64,13 +64,13 @@ fn main() {
         println!("SKIP: community rule set not found (../shared/corpora/yara-rules-community or $VIGIL_COMMUNITY_RULES)");
         return;
     };
-    let imported = vigil_compiler::thirdparty::import_yara_dir(&dir);
+    let imported = vigil_tests::thirdparty::import_yara_dir(&dir);
     let total = imported.kept.len() + imported.dropped.len();
     let (kept, dropped) = (imported.kept, imported.dropped);
 
     let work = tempfile::tempdir().expect("tempdir");
     let rules = work.path().join("rules");
-    vigil_compiler::thirdparty::write_tree(&rules, &kept).expect("write rules");
+    vigil_tests::thirdparty::write_tree(&rules, &kept).expect("write rules");
     let key = SecretKey::from_seed([1; 32]);
     let concat: Vec<u8> = kept.iter().flat_map(|(_, t)| t.bytes()).collect();
 

@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use vigil_compiler::{build, sources, thirdparty, BuildOptions};
+use vigil_compiler::{build, sources, BuildOptions};
 use vigil_format::SecretKey;
 use vigil_scan_core::{Engine, Limits, SigKind};
+use vigil_tests::thirdparty;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args as ClapArgs, Subcommand};
-use vigil_compiler::{sources, BuildError, BuildOptions, OutputFormat};
+use vigil_compiler::{sources, BuildError, BuildOptions};
 use vigil_repository::keys::Role;
 use vigil_repository::publish::{self, OnlineKeys, PublishOptions, ROOT_FILE};
 use vigil_repository::storage::{self, S3Options, Storage};
@@ -14,7 +14,7 @@ use vigil_repository::tuf::Expiry;
 use vigil_repository::RepoError;
 
 use super::files::load_secret;
-use super::{EXIT_LINT, EXIT_OK};
+use super::{Format, EXIT_LINT, EXIT_OK};
 
 /// The version is not newer than the published one.
 pub const EXIT_NOT_NEWER: u8 = 3;
@@ -102,7 +102,7 @@ pub struct PublishArgs {
     #[arg(long, default_value_t = 3600)]
     pub gc_grace: u64,
     #[arg(long, value_enum, default_value = "human")]
-    pub format: OutputFormat,
+    pub format: Format,
     #[arg(long)]
     pub deny_warnings: bool,
     #[arg(long, default_value_t = vigil_format::container::DEFAULT_LEVEL)]
@@ -397,12 +397,12 @@ fn build(args: &PublishArgs, rules: &Path, version: u64) -> anyhow::Result<Resul
     };
     match vigil_compiler::build(&files, &key, &opts) {
         Ok(built) => {
-            super::lint::report(&built.lint, args.format, files.len());
+            super::lint::report(&built.lint, args.format.into(), files.len());
             eprintln!("built version {version} ({} bytes)", built.bytes.len());
             Ok(Ok(built.bytes))
         }
         Err(BuildError::Lint(result)) => {
-            super::lint::report(&result, args.format, files.len());
+            super::lint::report(&result, args.format.into(), files.len());
             eprintln!("publish refused: fix the lint errors above; nothing was uploaded");
             Ok(Err(EXIT_LINT))
         }

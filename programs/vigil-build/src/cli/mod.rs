@@ -10,12 +10,31 @@ mod repo;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use vigil_compiler::OutputFormat;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_LINT: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
+
+/// `--format`: the library's [`OutputFormat`], parsed here because the library knows nothing
+/// of command lines. Same names (human, json, github) as the library's variants.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Github,
+}
+
+impl From<Format> for OutputFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Human => OutputFormat::Human,
+            Format::Json => OutputFormat::Json,
+            Format::Github => OutputFormat::Github,
+        }
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -33,7 +52,7 @@ enum Cmd {
     /// Report every problem in YARA and ClamAV-format rule files (exit 1 if any error).
     Lint {
         #[arg(long, value_enum, default_value = "human")]
-        format: OutputFormat,
+        format: Format,
         /// Treat warnings as errors.
         #[arg(long)]
         deny_warnings: bool,
@@ -53,7 +72,7 @@ enum Cmd {
         #[arg(short = 'o', long)]
         output: PathBuf,
         #[arg(long, value_enum, default_value = "human")]
-        format: OutputFormat,
+        format: Format,
         #[arg(long)]
         deny_warnings: bool,
         /// zstd level for the sections (1-22).
@@ -111,7 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             format,
             deny_warnings,
             paths,
-        } => lint::run(&paths, format, deny_warnings),
+        } => lint::run(&paths, format.into(), deny_warnings),
         Cmd::Build {
             rules,
             key,
@@ -125,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             key,
             version,
             output,
-            format,
+            format: format.into(),
             deny_warnings,
             level,
         }),
