@@ -223,11 +223,11 @@ async fn engine_from_disk(cfg: &Config, keys: &[PublicKey], dirs: &Dirs) -> Opti
         cfg.smoke_dir.clone(),
     );
     tokio::task::spawn_blocking(move || {
-        let (path, bytes, _) = load_installed(&root, &keys)?;
-        match load_and_smoke_test(&bytes, &keys, &cache, smoke.as_deref()) {
+        let installed = load_installed(&root, &keys)?;
+        match load_and_smoke_test(&installed.bytes, &keys, &cache, smoke.as_deref()) {
             Ok(e) => Some(e),
             Err(why) => {
-                tracing::error!(path = %path.display(), "installed database unusable: {why}");
+                tracing::error!(path = %installed.path.display(), "installed database unusable: {why}");
                 None
             }
         }
