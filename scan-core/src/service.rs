@@ -63,6 +63,7 @@ pub mod peer;
 mod server;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 pub use client::{Client, ClientError, ScanOptions};
 pub use server::{bind, run, serve, ServiceConfig, ServiceError};
@@ -114,10 +115,16 @@ pub enum Request {
 impl Request {
     /// Parses one request line (without its newline) as the service does. Anything but one
     /// JSON object of a known command with known fields is an error that says what is wrong.
-    pub fn parse(line: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(line).map_err(|e| format!("bad request: {e}"))
+    pub fn parse(line: &[u8]) -> Result<Self, BadRequest> {
+        serde_json::from_slice(line).map_err(BadRequest)
     }
 }
+
+/// A request line that is not one JSON object of a known command with known fields; the
+/// message (`bad request: …`) is what the service answers.
+#[derive(Debug, Error)]
+#[error("bad request: {0}")]
+pub struct BadRequest(serde_json::Error);
 
 /// Reply to `ping`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -482,7 +482,7 @@ fn handle_connection(stream: UnixStream, shared: &Shared, rights: &Rights) {
         }
         let handled = match Request::parse(&line) {
             Ok(req) => handle_request(req, &mut reader, &out, shared, rights),
-            Err(e) => out.error(e).map_err(Close::from),
+            Err(e) => out.error(e.to_string()).map_err(Close::from),
         };
         if handled.is_err() {
             return;
