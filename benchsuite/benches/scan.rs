@@ -193,8 +193,9 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("--swap-probe") {
         return swap_probe();
     }
-    // Cargo builds the binary for its benches, wherever its target directory is.
-    let vigil = PathBuf::from(env!("CARGO_BIN_EXE_vigil-scan"));
+    // `cargo bench --workspace` builds the program beside this bench, wherever its target
+    // directory is.
+    let vigil = vigil_benchsuite::program("vigil-scan");
     if !Path::new("/usr/bin/time").exists() {
         println!("SKIP: needs /usr/bin/time (Debian package time)");
         return;
