@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use serde_json::Value;
+use vigil_agent::service::{bind, serve, ServiceConfig, ServiceError};
 use vigil_compiler::{build, sources, BuildOptions};
 use vigil_format::SecretKey;
-use vigil_scan_core::service::{bind, serve, ServiceConfig, ServiceError};
 use vigil_scan_core::{Engine, SharedEngine};
 
 const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use vigil_agent::service::{bind, serve, ServiceConfig, ServiceError};
 use vigil_compiler::{build, sources, BuildOptions};
 use vigil_format::SecretKey;
-use vigil_scan_core::service::{bind, serve, ServiceConfig, ServiceError};
 use vigil_scan_core::{Engine, SharedEngine};
 use vigil_tests::hostile::{big_file, truncate_when_opened};
 

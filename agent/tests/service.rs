@@ -16,12 +16,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use vigil_agent::service::{bind, run, serve, ServiceConfig, ServiceError};
 use vigil_compiler::{build, sources, BuildOptions};
 use vigil_format::SecretKey;
-use vigil_scan_core::service::{
-    bind, run, serve, Client, ClientError, FileResult, ScanOptions, ServiceConfig, ServiceError,
-    Status,
-};
+use vigil_scan_core::service::{Client, ClientError, FileResult, ScanOptions, Status};
 use vigil_scan_core::{Engine, Limits, SharedEngine, ENGINE_VERSION};
 
 const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
