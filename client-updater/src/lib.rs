@@ -1,4 +1,4 @@
-//! vigil-client-updater: the freshclam of vigil, as a library: one update ([`update`]), the
+//! vigil-client-updater: the freshclam of vigil, as a library: one update ([`update()`]), the
 //! installed database ([`install`]), and offline mirrors ([`mirror`]).
 //!
 //! Input: `vigil.toml` ([`Config`]: repository URLs, a trusted TUF root, signing keys) and
