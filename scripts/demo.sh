@@ -3,7 +3,7 @@
 # throwaway key, create a TUF repository in a local directory and publish the database to it,
 # serve it with vigil-server on 127.0.0.1, install it with vigil-update (TUF-verified, loaded and
 # smoke-tested before activation), scan sample files with vigil-scan; start the agent
-# (vigil-update --daemon: scan service, updates, scheduled scans); then add a rule, publish
+# (vigil-agent: scan service, updates, scheduled scans); then add a rule, publish
 # version 2 (with a delta from version 1), have the agent take the delta and hot-swap its engine,
 # detect the new sample through vigil-scan --daemon, run the scheduled scan, copy the repository
 # to an offline mirror, and stop everything.
@@ -22,6 +22,7 @@ bin=$build_dir/release/vigil-build
 server=$build_dir/release/vigil-server
 scan=$build_dir/release/vigil-scan
 update=$build_dir/release/vigil-update
+agent=$build_dir/release/vigil-agent
 work=target/demo
 rm -rf "$work"
 mkdir -p "$work"
@@ -86,8 +87,8 @@ expect_rc() { # vigil-scan exits 1 when it finds something and 0 when not, as cl
 }
 expect_rc 1 "$scan" -d "$work/client/db/vigil.vdb" --pubkey "$work/keys/vigil.pub" -r samples "$work/samples/eicar.com"
 
-echo "== start the agent: vigil-update --daemon (scan service on $work/client/vigil.sock)"
-"$update" --config "$work/client/vigil.toml" --daemon 2> "$work/client/agent.log" &
+echo "== start the agent: vigil-agent (scan service on $work/client/vigil.sock)"
+"$agent" --config "$work/client/vigil.toml" 2> "$work/client/agent.log" &
 agent_pid=$!
 sock="$work/client/vigil.sock"
 for _ in $(seq 300); do [ -S "$sock" ] && break; sleep 0.1; done

@@ -1,6 +1,7 @@
-//! `vigil.toml`: where to update from, what to trust, where the database lives, and what the
-//! agent does. Relative paths are resolved against the config file's directory, so a config and
-//! its root.json can travel together.
+//! `vigil.toml`: where to update from, what to trust, and where the database lives. Relative
+//! paths are resolved against the config file's directory, so a config and its root.json can
+//! travel together. The `[agent]` section is the agent's: it is carried here as a raw table and
+//! parsed and checked by `vigil-agent`, so one file configures both programs.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,7 +9,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::UpdateError;
-use crate::schedule::Schedule;
 
 pub const DEFAULT_PATH: &str = "/etc/vigil/vigil.toml";
 
@@ -43,8 +43,11 @@ pub struct Config {
     pub smoke_dir: Option<PathBuf>,
     #[serde(default)]
     pub network: Network,
+    /// The `[agent]` section as written (relative paths not yet resolved), carried so that
+    /// one file configures both programs: vigil-agent parses and checks it (from the file's
+    /// text, so its errors point at their line). Empty when absent.
     #[serde(default)]
-    pub agent: Agent,
+    pub agent: toml::Table,
 }
 
 /// Timeouts and limits that bound what a slow or hostile mirror can cost us.
@@ -102,71 +105,12 @@ impl Network {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Agent {
-    /// The Unix socket of the scan service (`vigil-scan --daemon`).
-    pub socket: PathBuf,
-    pub socket_mode: u32,
-    /// Group of the socket (a name from /etc/group or a numeric gid): with `socket_mode`
-    /// 0o660, its members may ask for scans. Unset: root's group.
-    pub socket_group: Option<String>,
-    pub scan_threads: usize,
-    pub max_connections: usize,
-    /// Connections one uid may hold at once.
-    pub max_connections_per_uid: usize,
-    /// A request line (and a stream, plus a second per MiB) must arrive within this.
-    pub request_timeout_secs: u64,
-    /// Per-file limits for service and scheduled scans.
-    pub max_filesize: u64,
-    pub scan_timeout_secs: u64,
-    #[serde(rename = "scheduled")]
-    pub scheduled: Vec<ScheduledScan>,
-}
-
-impl Default for Agent {
-    fn default() -> Self {
-        Self {
-            socket: PathBuf::from("/run/vigil/vigil.sock"),
-            socket_mode: 0o660,
-            socket_group: None,
-            scan_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            max_connections: 16,
-            max_connections_per_uid: 8,
-            request_timeout_secs: 10,
-            max_filesize: 100 << 20,
-            scan_timeout_secs: 120,
-            scheduled: Vec::new(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduledScan {
-    pub name: String,
-    /// Five-field cron expression or a macro such as `@daily`, in local time.
-    pub cron: Schedule,
-    pub paths: Vec<PathBuf>,
-    #[serde(default = "default_exclude")]
-    pub exclude: Vec<PathBuf>,
-    /// Findings are appended here as JSON lines, one per finding plus one summary per run.
-    pub output: PathBuf,
-}
-
 fn default_db_dir() -> PathBuf {
     PathBuf::from("/var/lib/vigil")
 }
 
 fn default_checks() -> u32 {
     24
-}
-
-fn default_exclude() -> Vec<PathBuf> {
-    ["/proc", "/sys", "/dev", "/run"]
-        .iter()
-        .map(PathBuf::from)
-        .collect()
 }
 
 impl Config {
@@ -223,11 +167,6 @@ impl Config {
         if let Some(p) = &mut c.smoke_dir {
             abs(p);
         }
-        abs(&mut c.agent.socket);
-        for s in &mut c.agent.scheduled {
-            s.paths.iter_mut().for_each(abs);
-            abs(&mut s.output);
-        }
         Ok(c)
     }
 
@@ -270,21 +209,12 @@ mod tests {
         assert_eq!(c.mirrors, ["http://127.0.0.1:1/"]);
         assert_eq!(c.database_dir, Path::new("/etc/vigil/db"));
         assert_eq!(c.trusted_root, Path::new("/etc/vigil/root.json"));
-        assert_eq!(c.agent.scheduled[0].paths, [Path::new("/srv")]);
+        // Carried as written, for vigil-agent (whose tests check its paths resolve too).
         assert_eq!(
-            c.agent.scheduled[0].output,
-            Path::new("/etc/vigil/findings.jsonl")
+            c.agent["scheduled"][0]["output"].as_str(),
+            Some("findings.jsonl")
         );
         assert_eq!(c.check_interval(), Duration::from_secs(3600));
-    }
-
-    #[test]
-    fn the_shipped_example_parses() {
-        let text = include_str!("../dist/vigil.toml.example");
-        let c = Config::parse(text, Path::new("/etc/vigil/vigil.toml")).unwrap();
-        assert_eq!(c.mirrors.len(), 2);
-        assert_eq!(c.agent.socket_mode, 0o660);
-        assert_eq!(c.agent.scheduled[0].name, "nightly");
     }
 
     #[test]

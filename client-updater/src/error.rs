@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-/// Exit codes of `vigil-update` (documented in the README; stable).
+/// Exit codes of `vigil-update` and `vigil-agent` (documented in the README; stable).
 pub mod exit {
     /// A new database was verified, smoke-tested and installed.
     pub const UPDATED: u8 = 0;

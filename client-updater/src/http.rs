@@ -86,25 +86,50 @@ pub enum Body {
     RangeNotSatisfiable,
 }
 
+/// Why an HTTP client cannot be made: a setting from the configuration is unusable.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum HttpSetupError {
+    // `cause`, not `source`: the message includes it, and a source would print it twice in
+    // an error chain.
+    #[error("proxy {proxy:?}: {cause}")]
+    Proxy {
+        proxy: String,
+        cause: reqwest::Error,
+    },
+    #[error("the token has characters not allowed in a header")]
+    Token,
+    #[error("{0}")]
+    Client(reqwest::Error),
+}
+
 impl Http {
-    pub fn new(net: &Network, token: Option<&str>, proxy: Option<&str>) -> Result<Self, String> {
+    pub fn new(
+        net: &Network,
+        token: Option<&str>,
+        proxy: Option<&str>,
+    ) -> Result<Self, HttpSetupError> {
         // reqwest is built with rustls but no crypto provider; a second install is harmless.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut b = reqwest::Client::builder()
             .connect_timeout(net.connect_timeout())
             .user_agent(concat!("vigil-update/", env!("CARGO_PKG_VERSION")));
         if let Some(p) = proxy {
-            b = b.proxy(reqwest::Proxy::all(p).map_err(|e| format!("proxy {p:?}: {e}"))?);
+            b = b.proxy(
+                reqwest::Proxy::all(p).map_err(|cause| HttpSetupError::Proxy {
+                    proxy: p.to_owned(),
+                    cause,
+                })?,
+            );
         }
         let token = match token {
             Some(t) => Some(
-                HeaderValue::from_str(&format!("Bearer {t}"))
-                    .map_err(|_| "the token has characters not allowed in a header".to_owned())?,
+                HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| HttpSetupError::Token)?,
             ),
             None => None,
         };
         Ok(Self {
-            client: b.build().map_err(|e| e.to_string())?,
+            client: b.build().map_err(HttpSetupError::Client)?,
             token,
             net: net.clone(),
             counters: Arc::default(),

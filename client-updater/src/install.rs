@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use thiserror::Error;
 use vigil_format::PublicKey;
-use vigil_scan_core::{Engine, Limits};
+use vigil_scan_core::{Engine, EngineError, Limits, ScanError};
 
 use crate::error::UpdateError;
 use crate::state::{sync_dir, write_atomic};
@@ -22,27 +23,51 @@ pub fn eicar() -> Vec<u8> {
     s.into_bytes()
 }
 
+/// Why a verified database is not activated: the engine refused it, or it failed the smoke
+/// test. The text is what `state.json` records and the log says.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SmokeError {
+    // `cause`, not `source`: the message includes it, and a source would print it twice in
+    // an error chain.
+    #[error("the engine refused it: {0}")]
+    Engine(EngineError),
+    #[error("smoke test: scanning EICAR failed: {0}")]
+    ScanEicar(ScanError),
+    #[error("smoke test: EICAR was not detected")]
+    EicarMissed,
+    #[error("smoke directory {}: {cause}", dir.display())]
+    SmokeDir { dir: PathBuf, cause: std::io::Error },
+    #[error("smoke test: scanning {} failed: {cause}", path.display())]
+    Scan { path: PathBuf, cause: ScanError },
+    #[error("smoke test: {} was not detected", path.display())]
+    Missed { path: PathBuf },
+}
+
 /// Loads `bytes` into a new engine and requires a detection on EICAR and on every file in
-/// `smoke_dir`. The error text names what failed.
+/// `smoke_dir`. The error names what failed.
 pub fn load_and_smoke_test(
     bytes: &[u8],
     keys: &[PublicKey],
     cache_dir: &Path,
     smoke_dir: Option<&Path>,
-) -> Result<Engine, String> {
-    let engine = Engine::load_with_cache(bytes, keys, Some(cache_dir))
-        .map_err(|e| format!("the engine refused it: {e}"))?;
+) -> Result<Engine, SmokeError> {
+    let engine =
+        Engine::load_with_cache(bytes, keys, Some(cache_dir)).map_err(SmokeError::Engine)?;
     let limits = Limits::default();
     let mut scanner = engine.scanner();
     let r = scanner
         .scan_bytes(&eicar(), &limits)
-        .map_err(|e| format!("smoke test: scanning EICAR failed: {e}"))?;
+        .map_err(SmokeError::ScanEicar)?;
     if r.findings.is_empty() {
-        return Err("smoke test: EICAR was not detected".into());
+        return Err(SmokeError::EicarMissed);
     }
     if let Some(dir) = smoke_dir {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| format!("smoke directory {}: {e}", dir.display()))?
+            .map_err(|cause| SmokeError::SmokeDir {
+                dir: dir.to_path_buf(),
+                cause,
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file())
             .collect();
@@ -50,9 +75,12 @@ pub fn load_and_smoke_test(
         for f in files {
             let r = scanner
                 .scan_file(&f, &limits)
-                .map_err(|e| format!("smoke test: scanning {} failed: {e}", f.display()))?;
+                .map_err(|cause| SmokeError::Scan {
+                    path: f.clone(),
+                    cause,
+                })?;
             if r.findings.is_empty() {
-                return Err(format!("smoke test: {} was not detected", f.display()));
+                return Err(SmokeError::Missed { path: f });
             }
         }
     }
@@ -77,8 +105,27 @@ pub fn install(dir: &Path, bytes: &[u8], active_is_good: bool) -> Result<(), Upd
     sync_dir(dir)
 }
 
+/// An installed database that verified against the trusted keys when it was read: the active
+/// one or, when that one does not verify, the last-known-good one.
+#[derive(Clone, Debug)]
+pub struct InstalledDb {
+    /// `vigil.vdb` or `vigil.lkg.vdb` in the database directory.
+    pub path: PathBuf,
+    /// The file's bytes, as verified.
+    pub bytes: Vec<u8>,
+    /// The database version its verified header states.
+    pub version: u64,
+}
+
+impl InstalledDb {
+    /// Whether this is the active database (not the last-known-good fallback).
+    pub fn is_active(&self) -> bool {
+        self.path.ends_with(ACTIVE)
+    }
+}
+
 /// The database to start with: the active one if it verifies, else the last-known-good one.
-pub fn load_installed(dir: &Path, keys: &[PublicKey]) -> Option<(PathBuf, Vec<u8>, u64)> {
+pub fn load_installed(dir: &Path, keys: &[PublicKey]) -> Option<InstalledDb> {
     for name in [ACTIVE, LAST_KNOWN_GOOD] {
         let p = dir.join(name);
         let Ok(bytes) = std::fs::read(&p) else {
@@ -87,7 +134,11 @@ pub fn load_installed(dir: &Path, keys: &[PublicKey]) -> Option<(PathBuf, Vec<u8
         match vigil_format::container::verify(&bytes, keys) {
             Ok(v) => {
                 let version = v.header().db_version;
-                return Some((p, bytes, version));
+                return Some(InstalledDb {
+                    path: p,
+                    bytes,
+                    version,
+                });
             }
             Err(e) => {
                 tracing::warn!(path = %p.display(), error = %e, "installed database does not verify")

@@ -1,11 +1,14 @@
-//! vigil-client-updater: the freshclam of vigil, and the agent that pairs it with the engine.
+//! vigil-client-updater: the freshclam of vigil, as a library: one update ([`update()`]), the
+//! installed database ([`install`]), and offline mirrors ([`mirror`]).
 //!
-//! Input: a repository URL or mirror and a trusted TUF root. Output: a verified database on
-//! disk, installed atomically, with the previous one kept as last-known-good, and a hot-swapped
-//! engine in the agent. It never activates a database it has not verified, loaded and
-//! smoke-tested. Neighbours: `vigil-update-server` (or any static mirror) and `vigil-scan-core`.
+//! Input: `vigil.toml` ([`Config`]: repository URLs, a trusted TUF root, signing keys) and
+//! the mirrors over HTTP. Output: a verified database on disk, installed atomically, with the
+//! previous one kept as last-known-good, and the engine already loaded from it (an
+//! [`Outcome`]), for a caller that hot-swaps. It never activates a database it has not
+//! verified, loaded and smoke-tested. Neighbours: `vigil-update-server` (or any static
+//! mirror) and `vigil-repository` below, `vigil-scan-core` for loading; the `vigil-update`
+//! program and `vigil-agent` (which runs updates on a schedule) above.
 
-pub mod agent;
 pub mod config;
 pub mod error;
 pub mod fetch;
@@ -13,7 +16,6 @@ pub mod http;
 pub mod install;
 pub mod mirror;
 pub mod plan;
-pub mod schedule;
 pub mod state;
 pub mod update;
 

@@ -63,7 +63,8 @@ pub async fn sync(
     for d in [&tuf_dir, &partial] {
         std::fs::create_dir_all(d).map_err(|e| UpdateError::io("creating", d.clone(), e))?;
     }
-    let http = Http::new(&opts.network, opts.token.as_deref(), None).map_err(UpdateError::Other)?;
+    let http = Http::new(&opts.network, opts.token.as_deref(), None)
+        .map_err(|e| UpdateError::Other(e.to_string()))?;
     let record = Arc::new(Mutex::new(BTreeMap::new()));
     let transport = MirrorTransport {
         http: http.clone(),

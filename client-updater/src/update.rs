@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::UpdateError;
 use crate::fetch::{discard_partial, fetch_target, FetchFailure, Forgery};
 use crate::http::{find_fetch_error, FetchError, Http, MirrorTransport};
-use crate::install::{install, load_and_smoke_test, load_installed};
+use crate::install::{install, load_and_smoke_test, load_installed, InstalledDb};
 use crate::plan::{candidates, choose, Choice, Plan};
 use crate::state::State;
 
@@ -201,12 +201,20 @@ pub async fn update(
     let mut state = State::load(&dirs.root);
     let installed = load_installed(&dirs.root, keys);
     let token = cfg.token()?;
-    let http = Http::new(&cfg.network, token.as_deref(), cfg.proxy.as_deref()).map_err(|m| {
+    let http = Http::new(&cfg.network, token.as_deref(), cfg.proxy.as_deref()).map_err(|e| {
         UpdateError::Config {
             path: PathBuf::from("vigil.toml"),
-            message: m,
+            message: e.to_string(),
         }
     })?;
+    let run = Run {
+        cfg,
+        keys,
+        opts,
+        dirs: &dirs,
+        http: &http,
+        installed: installed.as_ref(),
+    };
     let mut errors: Vec<UpdateError> = Vec::new();
     let mut cooling = u64::MAX;
     for mirror in &cfg.mirrors {
@@ -216,17 +224,7 @@ pub async fn update(
             cooling = cooling.min(left);
             continue;
         }
-        let result = from_mirror(
-            cfg,
-            keys,
-            opts,
-            &dirs,
-            &http,
-            mirror,
-            installed.as_ref(),
-            &mut state,
-        )
-        .await;
+        let result = from_mirror(&run, mirror, &mut state).await;
         let finish = |mut report: Report| {
             report.mirror = Some(mirror.clone());
             report.metadata_bytes = http.counters.metadata_bytes.load(Ordering::Relaxed);
@@ -309,23 +307,43 @@ fn net_error(mirror: &str, e: FetchError) -> UpdateError {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One update run: what every mirror is tried with.
+struct Run<'a> {
+    cfg: &'a Config,
+    keys: &'a [PublicKey],
+    opts: &'a Options,
+    dirs: &'a Dirs,
+    http: &'a Http,
+    /// The database installed when the run started, if one verifies.
+    installed: Option<&'a InstalledDb>,
+}
+
+/// The mirror a run is trying.
+struct Source<'a> {
+    mirror: &'a str,
+    base: Url,
+}
+
 async fn from_mirror(
-    cfg: &Config,
-    keys: &[PublicKey],
-    opts: &Options,
-    dirs: &Dirs,
-    http: &Http,
+    run: &Run<'_>,
     mirror: &str,
-    installed: Option<&(PathBuf, Vec<u8>, u64)>,
     state: &mut State,
 ) -> Result<Outcome, UpdateError> {
+    let Run {
+        cfg,
+        keys,
+        opts,
+        dirs,
+        http,
+        installed,
+    } = *run;
     let base = Url::parse(mirror).map_err(|e| UpdateError::Config {
         path: PathBuf::from("vigil.toml"),
         message: format!("mirror {mirror}: {e}"),
     })?;
+    let src = Source { mirror, base };
     let join = |p: &str| {
-        base.join(p).map_err(|e| UpdateError::Config {
+        src.base.join(p).map_err(|e| UpdateError::Config {
             path: PathBuf::from("vigil.toml"),
             message: format!("mirror {mirror}: {e}"),
         })
@@ -363,9 +381,9 @@ async fn from_mirror(
         }
     };
     let cands = candidates(&repo);
-    let installed_sha = installed.map(|(_, b, v)| (*v, hex::encode(Sha256::digest(b))));
+    let installed_sha = installed.map(|i| (i.version, hex::encode(Sha256::digest(&i.bytes))));
     let mut report = Report {
-        from: installed.map(|i| i.2),
+        from: installed.map(|i| i.version),
         ..Report::default()
     };
     let plan = match choose(
@@ -398,18 +416,7 @@ async fn from_mirror(
     };
     report.to = Some(plan.full.info.db_version());
     let mut forgeries = Vec::new();
-    let obtained = obtain(
-        http,
-        &base,
-        mirror,
-        &plan,
-        installed,
-        dirs,
-        opts,
-        &mut report,
-        &mut forgeries,
-    )
-    .await;
+    let obtained = obtain(run, &src, &plan, &mut report, &mut forgeries).await;
     charge_forgers(cfg, state, &forgeries, &mut report);
     let bytes = obtained?;
     let version = plan.full.info.db_version();
@@ -431,6 +438,7 @@ async fn from_mirror(
         // Compiling YARA rules is CPU work: keep it off the async workers.
         tokio::task::spawn_blocking(move || {
             load_and_smoke_test(&bytes, &keys, &cache, smoke_dir.as_deref())
+                .map_err(|e| e.to_string())
         })
         .await
         .unwrap_or_else(|e| Err(format!("loading panicked: {e}")))
@@ -446,7 +454,7 @@ async fn from_mirror(
             });
         }
     };
-    let active_is_good = installed.is_some_and(|(p, _, _)| p.ends_with(crate::install::ACTIVE));
+    let active_is_good = installed.is_some_and(InstalledDb::is_active);
     install(&dirs.root, &bytes, active_is_good)?;
     clear_partials(&dirs.partial);
     Ok(Outcome::Updated { report, engine })
@@ -475,20 +483,16 @@ fn charge_forgers(cfg: &Config, state: &mut State, forgeries: &[Forgery], report
 
 /// The new database's bytes, by delta chain when there is one, falling back to the full file.
 /// Mirrors found to have forged part of a resumed download are added to `forgeries`.
-#[allow(clippy::too_many_arguments)]
 async fn obtain(
-    http: &Http,
-    base: &Url,
-    mirror: &str,
+    run: &Run<'_>,
+    src: &Source<'_>,
     plan: &Plan,
-    installed: Option<&(PathBuf, Vec<u8>, u64)>,
-    dirs: &Dirs,
-    opts: &Options,
     report: &mut Report,
     forgeries: &mut Vec<Forgery>,
 ) -> Result<Vec<u8>, UpdateError> {
-    if let (false, Some((_, current, _))) = (plan.deltas.is_empty(), installed) {
-        match apply_chain(http, base, mirror, plan, current, dirs, opts, forgeries).await {
+    let (http, dirs, opts, mirror) = (run.http, run.dirs, run.opts, src.mirror);
+    if let (false, Some(installed)) = (plan.deltas.is_empty(), run.installed) {
+        match apply_chain(run, src, plan, &installed.bytes, forgeries).await {
             Ok(bytes) => {
                 report.deltas = plan.deltas.iter().map(|d| d.name.clone()).collect();
                 return Ok(bytes);
@@ -505,7 +509,16 @@ async fn obtain(
         }
     }
     report.full_download = true;
-    match fetch_target(http, base, mirror, &plan.full, &dirs.partial, opts.progress).await {
+    match fetch_target(
+        http,
+        &src.base,
+        mirror,
+        &plan.full,
+        &dirs.partial,
+        opts.progress,
+    )
+    .await
+    {
         Ok(f) => {
             forgeries.extend(f.forgeries);
             Ok(f.bytes)
@@ -519,20 +532,25 @@ async fn obtain(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn apply_chain(
-    http: &Http,
-    base: &Url,
-    mirror: &str,
+    run: &Run<'_>,
+    src: &Source<'_>,
     plan: &Plan,
     current: &[u8],
-    dirs: &Dirs,
-    opts: &Options,
     forgeries: &mut Vec<Forgery>,
 ) -> Result<Vec<u8>, FetchFailure> {
+    let dirs = run.dirs;
     let mut db = current.to_vec();
     for d in &plan.deltas {
-        let fetched = fetch_target(http, base, mirror, d, &dirs.partial, opts.progress).await?;
+        let fetched = fetch_target(
+            run.http,
+            &src.base,
+            src.mirror,
+            d,
+            &dirs.partial,
+            run.opts.progress,
+        )
+        .await?;
         forgeries.extend(fetched.forgeries);
         let delta = fetched.bytes;
         let want = match &d.info {

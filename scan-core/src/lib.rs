@@ -1,13 +1,15 @@
-//! vigil-scan-core: the embedded scan engine, and the local scan service that serves it.
+//! vigil-scan-core: the embedded scan engine, a library with no command line and no runtime.
 //!
 //! Input: database bytes and the trusted public keys; [`Engine::load`] verifies them through
 //! `vigil-format` and builds the matchers: yara-x for YARA rules, an index of one 4-byte window
 //! of every body signature's literal run with confirmation around each hit, hash tables, and
 //! allowlists that clear a file of every detection. Output: [`ScanReport`]s of [`Finding`]s.
 //! It never builds an engine from an unverified or partly loaded database, and [`SharedEngine`]
-//! swaps engines without pausing scans. [`walk`] lists what to scan; [`service`] answers scan
-//! requests over a Unix socket (clamd's role) and is its client (`vigil-scan --daemon`).
-//! Neighbours: `vigil-format` below; the updater's agent and the `vigil-scan` CLI above.
+//! swaps engines without pausing scans. [`walk`] lists what to scan; [`input`] opens hostile
+//! files safely; [`service`] holds the local scan service's protocol messages and its client
+//! (`vigil-scan --daemon`, std only); the server is the agent's.
+//! Neighbours: `vigil-format` below; `vigil-client-updater` (loads and smoke-tests new
+//! databases), `vigil-agent` (serves scans, hot-swaps) and the `vigil-scan` program above.
 
 pub mod body;
 pub mod engine;

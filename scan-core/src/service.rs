@@ -1,10 +1,11 @@
-//! The local scan service: clamd's role over a Unix stream socket, `vigil-scan --daemon` as
-//! clamdscan.
+//! The local scan service's protocol: clamd's role over a Unix stream socket, `vigil-scan
+//! --daemon` as clamdscan.
 //!
-//! The agent (`vigil-update --daemon`) loads the database once, keeps it current with hot
-//! swaps, and answers scan requests from local clients with it, so no client pays for loading
-//! or compiling signatures. [`serve`] runs the server on a listener from [`bind`] (or [`run`]
-//! does both); [`Client`] is the client side; the message types below are shared by both.
+//! The agent (`vigil-agent`) loads the database once, keeps it current with hot swaps, and
+//! answers scan requests from local clients with it, so no client pays for loading or
+//! compiling signatures. The server is the agent's (`vigil_agent::service`: `bind`, `serve`,
+//! `run`); [`Client`] is the client side, std only; the message types below are shared by
+//! both.
 //!
 //! # Protocol
 //!
@@ -48,24 +49,22 @@
 //! # Security
 //!
 //! The service usually runs as root; every peer is untrusted. A `scan` runs with the peer's
-//! filesystem rights ([`peer`]): the walk and the opens happen on threads that take the
-//! peer's uid, gid and groups as their effective ids, so a peer gets "permission denied"
-//! exactly where it would reading the file itself and learns nothing else about it. Files are
-//! opened without blocking and checked through the descriptor, and read rather than mapped
-//! ([`crate::input`]), so a FIFO or a truncation cannot hang or kill the service. The socket's
-//! mode and group decide who may connect at all. Requests are untrusted input: line length and
-//! stream size are capped before anything is read into memory, a request line and a stream
-//! must arrive within a total deadline (a client trickling bytes cannot hold a slot), each uid
-//! may hold only some of the connections, and no request can panic the service.
+//! filesystem rights (`vigil_agent::service::peer`): the walk and the opens happen on threads
+//! that take the peer's uid, gid and groups as their effective ids, so a peer gets "permission
+//! denied" exactly where it would reading the file itself and learns nothing else about it.
+//! Files are opened without blocking and checked through the descriptor, and read rather than
+//! mapped ([`crate::input`]), so a FIFO or a truncation cannot hang or kill the service. The
+//! socket's mode and group decide who may connect at all. Requests are untrusted input: line
+//! length and stream size are capped before anything is read into memory, a request line and
+//! a stream must arrive within a total deadline (a client trickling bytes cannot hold a slot),
+//! each uid may hold only some of the connections, and no request can panic the service.
 
 mod client;
-pub mod peer;
-mod server;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 pub use client::{Client, ClientError, ScanOptions};
-pub use server::{bind, run, serve, ServiceConfig, ServiceError};
 
 use crate::engine::{Engine, Finding, ScanReport};
 use crate::error::ScanError;
@@ -83,10 +82,10 @@ pub const MAX_REQUEST_LINE: usize = 64 << 10;
 pub const STREAM_PATH: &str = "stream";
 
 /// A request line. Unknown commands and unknown fields are refused, so a misspelt option
-/// (`"recursve"`) is an error rather than silently ignored.
+/// (`"recursve"`) is an error rather than silently ignored. Exhaustive on purpose: the server
+/// (in vigil-agent) matches every command, so a new one cannot go unserved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
-#[non_exhaustive]
 pub enum Request {
     Ping,
     Version,
@@ -114,10 +113,16 @@ pub enum Request {
 impl Request {
     /// Parses one request line (without its newline) as the service does. Anything but one
     /// JSON object of a known command with known fields is an error that says what is wrong.
-    pub fn parse(line: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(line).map_err(|e| format!("bad request: {e}"))
+    pub fn parse(line: &[u8]) -> Result<Self, BadRequest> {
+        serde_json::from_slice(line).map_err(BadRequest)
     }
 }
+
+/// A request line that is not one JSON object of a known command with known fields; the
+/// message (`bad request: …`) is what the service answers.
+#[derive(Debug, Error)]
+#[error("bad request: {0}")]
+pub struct BadRequest(serde_json::Error);
 
 /// Reply to `ping`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! The whole pipeline across real processes, as the README's first command runs it: build
 //! rules-src/ with vigil-build, publish to a directory repository, serve it with vigil-server on
 //! 127.0.0.1, install with vigil-update, detect EICAR with vigil-scan; then add a rule,
-//! republish, and watch the agent (`vigil-update --daemon`) take the delta and hot-swap while
+//! republish, and watch the agent (`vigil-agent`) take the delta and hot-swap while
 //! scans keep running, and detect the new sample through `vigil-scan --daemon`. Also the
 //! offline mirror: interrupted and resumed, served to a client, and written to S3.
 #![allow(clippy::unwrap_used)]
@@ -156,8 +156,8 @@ fn pipeline_then_delta_update_and_hot_swap_in_the_agent() {
     // The agent.
     let log = t.join("agent.log");
     let agent = ChildGuard(
-        Command::new(bin("vigil-update"))
-            .args(["--config", &p(&config), "--daemon"])
+        Command::new(bin("vigil-agent"))
+            .args(["--config", &p(&config)])
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())

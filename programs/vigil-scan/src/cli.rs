@@ -21,7 +21,7 @@ use vigil_scan_core::service::{
 use vigil_scan_core::{Engine, Limits, Pool, ScanError, Scanned, Targets, ENGINE_VERSION};
 
 /// Public keys built into the binary: every `.pub` in keys/ that releases are signed with.
-const BUILTIN_KEYS: &[&str] = &[include_str!("../../keys/vigil-release-2026.pub")];
+const BUILTIN_KEYS: &[&str] = &[include_str!("../../../keys/vigil-release-2026.pub")];
 
 #[derive(Parser)]
 #[command(
@@ -36,7 +36,7 @@ pub struct Args {
     /// Trusted public key (repeatable); defaults to the keys built into this binary.
     #[arg(long)]
     pubkey: Vec<PathBuf>,
-    /// Ask the scan service (`vigil-update --daemon`) to scan, with the database it holds.
+    /// Ask the scan service (`vigil-agent`) to scan, with the database it holds.
     #[arg(long)]
     daemon: bool,
     /// The scan service's socket [default: $VIGIL_SOCKET, else /run/vigil/vigil.sock].

@@ -9,8 +9,8 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use serde_json::Value;
-use vigil_client_updater::agent::scheduled_scan;
-use vigil_client_updater::config::ScheduledScan;
+use vigil_agent::config::ScheduledScan;
+use vigil_agent::scheduled::scheduled_scan;
 use vigil_compiler::{build, sources, BuildOptions};
 use vigil_format::SecretKey;
 use vigil_scan_core::{Engine, Limits};

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
+use vigil_agent::service::{bind, serve, ServiceConfig};
 use vigil_client_updater::install::{eicar, ACTIVE, LAST_KNOWN_GOOD};
 use vigil_client_updater::update::load_keys;
 use vigil_client_updater::{update, Config, Options, Outcome};
@@ -36,7 +37,7 @@ use vigil_compiler::{build, sources, BuildOptions};
 use vigil_format::container::Parsed;
 use vigil_format::delta::Delta;
 use vigil_format::{PublicKey, SecretKey};
-use vigil_scan_core::service::{bind, serve, Client, ServiceConfig, Status};
+use vigil_scan_core::service::{Client, Status};
 use vigil_scan_core::{Engine, Limits, SharedEngine};
 use vigil_tests::updater::{copy_dir, vigil_server, Repo};
 
@@ -522,11 +523,11 @@ struct Release {
 }
 
 impl Release {
-    /// Retires `old` exactly as the agent does (`agent::retire`).
+    /// Retires `old` exactly as the agent does (`vigil_agent::retire`).
     fn wait_for(&mut self, old: Arc<Engine>) {
         let since = Instant::now();
         // The agent's own code: wait for the last scan, free, trim the heap.
-        if !vigil_client_updater::agent::retire(old, Duration::from_secs(60)) {
+        if !vigil_agent::retire(old, Duration::from_secs(60)) {
             self.timed_out += 1;
         }
         let waited = since.elapsed();

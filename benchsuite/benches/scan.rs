@@ -6,8 +6,10 @@
 //!
 //! Every run is a separate process under /usr/bin/time (wall clock, max RSS). Load time is a run
 //! over one tiny file; throughput is corpus bytes / (full run - load run).
-//! `cargo bench --workspace --bench scan` (VIGIL_BENCH_SETS=a,b to pick sets,
-//! VIGIL_BENCH_BASELINE=old/vigil-scan to add an older build's rows beside this one's).
+//! `cargo test --workspace --release --no-run && cargo bench --workspace --bench scan` (the
+//! first builds the vigil-scan the bench runs, which `cargo bench` alone does not rebuild;
+//! VIGIL_BENCH_SETS=a,b to pick sets, VIGIL_BENCH_BASELINE=old/vigil-scan to add an older
+//! build's rows beside this one's).
 //! Corpus: /usr/share/clamav-testfiles, /usr/bin and /usr/lib/x86_64-linux-gnu, copied once to
 //! target/bench-corpus (regular files up to 32 MB each, about 1 GB in all; $VIGIL_BENCH_BYTES).
 
@@ -194,8 +196,9 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("--swap-probe") {
         return swap_probe();
     }
-    // Cargo builds the binary for its benches, wherever its target directory is.
-    let vigil = PathBuf::from(env!("CARGO_BIN_EXE_vigil-scan"));
+    // `cargo bench --workspace` builds the program beside this bench, wherever its target
+    // directory is.
+    let vigil = vigil_benchsuite::program("vigil-scan");
     if !Path::new("/usr/bin/time").exists() {
         println!("SKIP: needs /usr/bin/time (Debian package time)");
         return;

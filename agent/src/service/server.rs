@@ -20,17 +20,16 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use thiserror::Error;
 
-use super::peer::{Peer, Rights};
-use super::{
+use vigil_scan_core::input::Spool;
+use vigil_scan_core::service::{
     ErrorReply, FileResult, Pong, Request, ScanDone, Signatures, VersionInfo, DEFAULT_SOCKET,
     MAX_REQUEST_LINE, STREAM_PATH,
 };
-use crate::engine::Engine;
-use crate::error::{Limits, ScanError};
-use crate::input::Spool;
-use crate::pool::{Pool, PoolError, Scanned, Targets};
-use crate::shared::SharedEngine;
-use crate::ENGINE_VERSION;
+use vigil_scan_core::{
+    Engine, Limits, Pool, PoolError, ScanError, Scanned, SharedEngine, Targets, ENGINE_VERSION,
+};
+
+use super::peer::{Peer, Rights};
 
 /// How often an idle accept loop looks at the stop flag.
 const ACCEPT_POLL: Duration = Duration::from_millis(100);
@@ -51,7 +50,7 @@ pub struct ServiceConfig {
     /// Group of the socket file (with a mode such as `0o660`, the group whose members may
     /// connect); `None` leaves the service's own group.
     pub socket_group: Option<u32>,
-    /// Scan threads per request, each with its own reused [`crate::Scanner`].
+    /// Scan threads per request, each with its own reused [`vigil_scan_core::Scanner`].
     pub threads: usize,
     /// Connections served at once; more get `{"error":"busy"}`.
     pub max_connections: usize,
@@ -482,7 +481,7 @@ fn handle_connection(stream: UnixStream, shared: &Shared, rights: &Rights) {
         }
         let handled = match Request::parse(&line) {
             Ok(req) => handle_request(req, &mut reader, &out, shared, rights),
-            Err(e) => out.error(e).map_err(Close::from),
+            Err(e) => out.error(e.to_string()).map_err(Close::from),
         };
         if handled.is_err() {
             return;

@@ -1,6 +1,6 @@
-//! The agent (`vigil-update --daemon`): freshclam and clamd in one process. It keeps one engine
-//! loaded in a [`SharedEngine`], answers the local scan service on a Unix socket, checks for
-//! updates `checks_per_day` times a day and hot-swaps each verified, smoke-tested database
+//! The agent's main loop (`vigil-agent`): freshclam and clamd in one process. It keeps one
+//! engine loaded in a [`SharedEngine`], answers the local scan service on a Unix socket, checks
+//! for updates `checks_per_day` times a day and hot-swaps each verified, smoke-tested database
 //! without pausing scans, and runs the scheduled scans from the config, appending findings as
 //! JSON lines.
 //!
@@ -9,30 +9,34 @@
 //! SIGTERM and SIGINT stop it (scans in progress end with an error line).
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
+use vigil_client_updater::install::{load_and_smoke_test, load_installed, ACTIVE};
+use vigil_client_updater::update::{load_keys, update, Dirs, Options, Outcome};
+use vigil_client_updater::{exit, Config};
 use vigil_format::PublicKey;
-use vigil_scan_core::service::ServiceConfig;
-use vigil_scan_core::{Engine, Limits, Pool, Scanned, SharedEngine, Targets, ENGINE_VERSION};
+use vigil_scan_core::{Engine, SharedEngine};
 
-use crate::config::{Config, ScheduledScan};
-use crate::error::UpdateError;
-use crate::install::{load_and_smoke_test, load_installed};
-use crate::update::{load_keys, update, Dirs, Options, Outcome};
+use crate::config::{AgentConfig, Settings};
+use crate::error::AgentError;
+use crate::scheduled::{next_fire_times, start_scan};
+use crate::service::ServiceConfig;
 
-/// Runs until SIGTERM or SIGINT. Returns the process exit code.
-pub async fn run(config_path: PathBuf, mut cfg: Config) -> Result<u8, UpdateError> {
+/// Runs until SIGTERM or SIGINT with the settings read from `config_path` (read again on
+/// SIGHUP). Returns the process exit code.
+pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentError> {
+    let Settings {
+        updater: mut cfg,
+        mut agent,
+    } = settings;
     let mut keys = load_keys(&cfg)?;
     // Checked now, so a bad setting stops the start rather than the service later.
-    let svc = service_config(&config_path, &cfg)?;
+    let svc = service_config(&config_path, &agent)?;
     let dirs = Dirs::new(&cfg.database_dir);
     dirs.create()?;
     let mut term = signal(SignalKind::terminate()).map_err(sig_err)?;
@@ -67,8 +71,8 @@ pub async fn run(config_path: PathBuf, mut cfg: Config) -> Result<u8, UpdateErro
         let (shared, stop) = (shared.clone(), stop.clone());
         std::thread::Builder::new()
             .name("scan-service".into())
-            .spawn(move || vigil_scan_core::service::run(shared, svc, stop))
-            .map_err(|e| UpdateError::Other(format!("starting the scan service: {e}")))?
+            .spawn(move || crate::service::run(shared, svc, stop))
+            .map_err(AgentError::StartService)?
     };
     let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     // The engine last swapped out, until its final scan ends (see `check_and_swap`).
@@ -77,7 +81,7 @@ pub async fn run(config_path: PathBuf, mut cfg: Config) -> Result<u8, UpdateErro
     // fleet rebooted together does not arrive together.
     let mut next_check = tokio::time::Instant::now()
         + jittered(Duration::from_secs(15)).mul_f64(2.0 * random_unit());
-    let mut next_scans = next_fire_times(&cfg);
+    let mut next_scans = next_fire_times(&agent);
     let code = loop {
         let next_scan = next_scans
             .iter()
@@ -86,41 +90,44 @@ pub async fn run(config_path: PathBuf, mut cfg: Config) -> Result<u8, UpdateErro
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
         tokio::select! {
             _ = tokio::time::sleep_until(next_check) => {
-                check_and_swap(&cfg, &keys, &dirs, &shared, &mut retiring).await;
+                check_and_swap(&cfg, &agent, &keys, &dirs, &shared, &mut retiring).await;
                 next_check = tokio::time::Instant::now() + jittered(cfg.check_interval());
             }
             _ = usr1.recv() => {
                 tracing::info!("SIGUSR1: checking for an update now");
-                check_and_swap(&cfg, &keys, &dirs, &shared, &mut retiring).await;
+                check_and_swap(&cfg, &agent, &keys, &dirs, &shared, &mut retiring).await;
             }
             _ = usr2.recv() => {
                 tracing::info!("SIGUSR2: running every scheduled scan now");
-                for s in &cfg.agent.scheduled {
-                    start_scan(s.clone(), &cfg, shared.clone(), running.clone());
+                for s in &agent.scheduled {
+                    start_scan(s.clone(), &agent, shared.clone(), running.clone());
                 }
             }
             _ = tokio::time::sleep_until(next_scan) => {
                 let now = tokio::time::Instant::now();
                 for (name, t) in &next_scans {
                     if *t <= now {
-                        if let Some(s) = cfg.agent.scheduled.iter().find(|s| &s.name == name) {
-                            start_scan(s.clone(), &cfg, shared.clone(), running.clone());
+                        if let Some(s) = agent.scheduled.iter().find(|s| &s.name == name) {
+                            start_scan(s.clone(), &agent, shared.clone(), running.clone());
                         }
                     }
                 }
-                next_scans = next_fire_times(&cfg);
+                next_scans = next_fire_times(&agent);
             }
             _ = hup.recv() => {
-                match Config::load(&config_path).and_then(|c| load_keys(&c).map(|k| (c, k))) {
-                    Ok((c, k)) => {
-                        if c.agent.socket != cfg.agent.socket {
+                let reloaded = Settings::load(&config_path)
+                    .and_then(|s| Ok((load_keys(&s.updater)?, s)));
+                match reloaded {
+                    Ok((k, s)) => {
+                        if s.agent.socket != agent.socket {
                             tracing::warn!("the socket path changed; that takes a restart");
                         }
-                        cfg = c;
+                        cfg = s.updater;
+                        agent = s.agent;
                         keys = k;
-                        next_scans = next_fire_times(&cfg);
+                        next_scans = next_fire_times(&agent);
                         next_check = tokio::time::Instant::now() + jittered(cfg.check_interval());
-                        tracing::info!(config = %config_path.display(), schedules = cfg.agent.scheduled.len(), "SIGHUP: configuration reloaded");
+                        tracing::info!(config = %config_path.display(), schedules = agent.scheduled.len(), "SIGHUP: configuration reloaded");
                     }
                     Err(e) => tracing::error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the old one"),
                 }
@@ -130,30 +137,30 @@ pub async fn run(config_path: PathBuf, mut cfg: Config) -> Result<u8, UpdateErro
         }
         if service.is_finished() {
             tracing::error!("the scan service stopped");
-            break crate::exit::LOCAL;
+            break exit::LOCAL;
         }
     };
     stop.store(true, Ordering::SeqCst);
     match tokio::task::spawn_blocking(move || service.join()).await {
         Ok(Ok(Err(e))) => {
             tracing::error!(error = %e, "scan service");
-            return Ok(crate::exit::LOCAL);
+            return Ok(exit::LOCAL);
         }
-        Ok(Err(_)) | Err(_) => return Ok(crate::exit::LOCAL),
+        Ok(Err(_)) | Err(_) => return Ok(exit::LOCAL),
         Ok(Ok(Ok(()))) => {}
     }
     tracing::info!("stopped");
     Ok(code)
 }
 
-fn sig_err(e: std::io::Error) -> UpdateError {
-    UpdateError::Other(format!("installing signal handlers: {e}"))
+fn sig_err(e: std::io::Error) -> AgentError {
+    AgentError::Signals(e)
 }
 
-fn service_config(path: &Path, cfg: &Config) -> Result<ServiceConfig, UpdateError> {
-    let socket_group = match &cfg.agent.socket_group {
+fn service_config(path: &Path, agent: &AgentConfig) -> Result<ServiceConfig, AgentError> {
+    let socket_group = match &agent.socket_group {
         None => None,
-        Some(g) => Some(group_id(g).ok_or_else(|| UpdateError::Config {
+        Some(g) => Some(group_id(g).ok_or_else(|| AgentError::Config {
             path: path.to_path_buf(),
             message: format!(
                 "agent.socket_group: no group {g:?} in /etc/group (give a name or a numeric gid)"
@@ -161,14 +168,14 @@ fn service_config(path: &Path, cfg: &Config) -> Result<ServiceConfig, UpdateErro
         })?),
     };
     Ok(ServiceConfig {
-        socket: cfg.agent.socket.clone(),
-        socket_mode: cfg.agent.socket_mode,
+        socket: agent.socket.clone(),
+        socket_mode: agent.socket_mode,
         socket_group,
-        threads: cfg.agent.scan_threads.max(1),
-        max_connections: cfg.agent.max_connections.max(1),
-        max_connections_per_uid: cfg.agent.max_connections_per_uid.max(1),
-        limits: limits(cfg),
-        request_timeout: Duration::from_secs(cfg.agent.request_timeout_secs.max(1)),
+        threads: agent.scan_threads.max(1),
+        max_connections: agent.max_connections.max(1),
+        max_connections_per_uid: agent.max_connections_per_uid.max(1),
+        limits: agent.limits(),
+        request_timeout: Duration::from_secs(agent.request_timeout_secs.max(1)),
         ..ServiceConfig::default()
     })
 }
@@ -187,14 +194,6 @@ fn group_id(name: &str) -> Option<u32> {
             (f.next()? == name).then_some(())?;
             f.nth(1)?.parse().ok()
         })
-}
-
-fn limits(cfg: &Config) -> Limits {
-    Limits {
-        max_filesize: cfg.agent.max_filesize,
-        timeout: (cfg.agent.scan_timeout_secs > 0)
-            .then(|| Duration::from_secs(cfg.agent.scan_timeout_secs)),
-    }
 }
 
 /// ±10%, so a fleet started together does not check together.
@@ -222,11 +221,11 @@ async fn engine_from_disk(cfg: &Config, keys: &[PublicKey], dirs: &Dirs) -> Opti
         cfg.smoke_dir.clone(),
     );
     tokio::task::spawn_blocking(move || {
-        let (path, bytes, _) = load_installed(&root, &keys)?;
-        match load_and_smoke_test(&bytes, &keys, &cache, smoke.as_deref()) {
+        let installed = load_installed(&root, &keys)?;
+        match load_and_smoke_test(&installed.bytes, &keys, &cache, smoke.as_deref()) {
             Ok(e) => Some(e),
             Err(why) => {
-                tracing::error!(path = %path.display(), "installed database unusable: {why}");
+                tracing::error!(path = %installed.path.display(), "installed database unusable: {why}");
                 None
             }
         }
@@ -267,6 +266,7 @@ async fn run_update(cfg: &Config, keys: &[PublicKey]) -> Option<Engine> {
 /// its last scan and been freed (bounded by the scan timeout).
 async fn check_and_swap(
     cfg: &Config,
+    agent: &AgentConfig,
     keys: &[PublicKey],
     dirs: &Dirs,
     shared: &SharedEngine,
@@ -278,7 +278,7 @@ async fn check_and_swap(
     let engine = match run_update(cfg, keys).await {
         Some(e) => Some(e),
         None => {
-            let on_disk = std::fs::read(dirs.root.join(crate::install::ACTIVE))
+            let on_disk = std::fs::read(dirs.root.join(ACTIVE))
                 .ok()
                 .map(|b| <[u8; 32]>::from(Sha256::digest(&b)));
             if on_disk.is_some_and(|h| h != shared.current().db_sha256()) {
@@ -293,8 +293,8 @@ async fn check_and_swap(
     let to = engine.db_version();
     let old = shared.swap(engine);
     tracing::info!(from = old.db_version(), to, "engine hot-swapped");
-    let limit = Duration::from_secs(cfg.agent.scan_timeout_secs.max(1))
-        .saturating_add(Duration::from_secs(60));
+    let limit =
+        Duration::from_secs(agent.scan_timeout_secs.max(1)).saturating_add(Duration::from_secs(60));
     *retiring = Some(tokio::task::spawn_blocking(move || {
         retire(old, limit);
     }));
@@ -329,162 +329,6 @@ fn trim_heap() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim_heap() {}
-
-fn next_fire_times(cfg: &Config) -> Vec<(String, tokio::time::Instant)> {
-    let now = jiff::Zoned::now();
-    cfg.agent
-        .scheduled
-        .iter()
-        .filter_map(|s| {
-            let next = s.cron.next_after(&now)?;
-            let secs = next
-                .timestamp()
-                .duration_since(now.timestamp())
-                .as_secs_f64()
-                .max(0.0);
-            Some((
-                s.name.clone(),
-                tokio::time::Instant::now() + Duration::from_secs_f64(secs),
-            ))
-        })
-        .collect()
-}
-
-/// Starts a scheduled scan on its own threads unless the same schedule is still running.
-fn start_scan(
-    s: ScheduledScan,
-    cfg: &Config,
-    shared: Arc<SharedEngine>,
-    running: Arc<Mutex<HashMap<String, Instant>>>,
-) {
-    {
-        let Ok(mut r) = running.lock() else { return };
-        if let Some(since) = r.get(&s.name) {
-            tracing::warn!(scan = %s.name, running_for_secs = since.elapsed().as_secs(), "previous run still going; skipped");
-            return;
-        }
-        r.insert(s.name.clone(), Instant::now());
-    }
-    let (threads, limits) = (cfg.agent.scan_threads.max(1), limits(cfg));
-    std::thread::spawn(move || {
-        tracing::info!(scan = %s.name, paths = ?s.paths, "scheduled scan started");
-        match scheduled_scan(&s, &shared.current(), threads, &limits) {
-            Ok(t) => {
-                tracing::info!(scan = %s.name, scanned = t.scanned, infected = t.infected, errors = t.errors, "scheduled scan finished")
-            }
-            Err(e) => {
-                tracing::error!(scan = %s.name, output = %s.output.display(), error = %e, "scheduled scan failed")
-            }
-        }
-        if let Ok(mut r) = running.lock() {
-            r.remove(&s.name);
-        }
-    });
-}
-
-#[derive(Default, Debug, Clone, Copy)]
-pub struct Totals {
-    pub scanned: u64,
-    pub infected: u64,
-    pub errors: u64,
-    pub skipped: u64,
-    pub bytes: u64,
-}
-
-/// Scans `s.paths` (recursively, minus `s.exclude`) with one engine on `threads` threads and
-/// appends one JSON line per finding and a summary line to `s.output`.
-pub fn scheduled_scan(
-    s: &ScheduledScan,
-    engine: &Engine,
-    threads: usize,
-    limits: &Limits,
-) -> std::io::Result<Totals> {
-    if let Some(dir) = s.output.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let out = Mutex::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&s.output)?,
-    );
-    let started = Instant::now();
-    let run_id = jiff::Timestamp::now().to_string();
-    let totals = Mutex::new(Totals::default());
-    let write = |v: serde_json::Value| -> std::io::Result<()> {
-        let mut o = out.lock().map_err(|_| std::io::Error::other("poisoned"))?;
-        writeln!(o, "{v}")
-    };
-    let write_err: Mutex<Option<std::io::Error>> = Mutex::new(None);
-    let sink = |scanned: Scanned| {
-        let path = scanned.path;
-        let mut lines = Vec::new();
-        {
-            let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
-            match scanned.outcome {
-                Ok(r) => {
-                    t.scanned += 1;
-                    t.bytes += r.size;
-                    if !r.findings.is_empty() {
-                        t.infected += 1;
-                    }
-                    for f in &r.findings {
-                        lines.push(json!({
-                            "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
-                            "path": path, "signature": f.signature, "kind": f.kind,
-                            "severity": f.severity, "description": f.description,
-                            "offset": f.offset, "sha256": r.sha256,
-                            "db_version": engine.db_version(), "engine_version": ENGINE_VERSION,
-                        }));
-                    }
-                }
-                Err(e) if e.is_skip() => t.skipped += 1,
-                Err(e) => {
-                    // An unreadable file, or one that changed under the scan (a user
-                    // truncating it, say): a line of its own, so no file goes unseen.
-                    t.errors += 1;
-                    lines.push(json!({
-                        "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
-                        "path": path, "error": e.to_string(), "db_version": engine.db_version(),
-                    }));
-                }
-            }
-        }
-        for line in lines {
-            if let Err(e) = write(line) {
-                *write_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            }
-        }
-        ControlFlow::Continue(())
-    };
-    let targets = Targets {
-        paths: &s.paths,
-        recursive: true,
-        exclude: &s.exclude,
-    };
-    Pool::new(engine, threads, *limits)
-        .scan(&targets, &sink)
-        .map_err(std::io::Error::other)?;
-    if let Some(e) = write_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    let t = *totals.lock().unwrap_or_else(|p| p.into_inner());
-    write(json!({
-        "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
-        "summary": {"paths": s.paths, "scanned": t.scanned, "infected": t.infected,
-            "errors": t.errors, "skipped": t.skipped, "bytes": t.bytes,
-            "secs": started.elapsed().as_secs_f64(), "db_version": engine.db_version()},
-    }))?;
-    out.lock()
-        .map_err(|_| std::io::Error::other("poisoned"))?
-        .sync_data()?;
-    Ok(t)
-}
-
-/// For tests and tools: the path of the active database.
-pub fn active_path(dir: &Path) -> PathBuf {
-    dir.join(crate::install::ACTIVE)
-}
 
 #[cfg(test)]
 mod tests {

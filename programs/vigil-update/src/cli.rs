@@ -1,7 +1,7 @@
 //! Command line: parse, set up logging, run, map errors to exit codes.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use vigil_client_updater::{exit, update, Config, Options, Outcome, UpdateError};
@@ -10,14 +10,14 @@ use vigil_client_updater::{exit, update, Config, Options, Outcome, UpdateError};
 #[command(
     name = "vigil-update",
     version,
-    about = "Keep the vigil database current (freshclam-style), run the agent, or build an offline mirror"
+    about = "Keep the vigil database current (freshclam-style), or build an offline mirror; the agent is vigil-agent"
 )]
 pub struct Args {
     /// Configuration file.
     #[arg(long, short = 'c', global = true, default_value = vigil_client_updater::config::DEFAULT_PATH, env = "VIGIL_CONFIG")]
     config: PathBuf,
-    /// Run as the agent: periodic updates with hot swap, the scan service, scheduled scans.
-    #[arg(long)]
+    /// Gone: the agent is `vigil-agent`. Refused with a message saying so.
+    #[arg(long, hide = true)]
     daemon: bool,
     /// Log level (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "info")]
@@ -103,19 +103,24 @@ pub fn run(args: Args) -> u8 {
 }
 
 fn run_inner(args: Args) -> Result<u8, UpdateError> {
+    if args.daemon {
+        return Err(UpdateError::Config {
+            path: PathBuf::from("--daemon"),
+            message: format!(
+                "vigil-update no longer runs the agent; run `vigil-agent --config {}` \
+                 (the systemd unit is vigil-agent.service)",
+                args.config.display()
+            ),
+        });
+    }
     match args.command {
         Some(Command::Mirror(m)) => mirror(m, &args.config),
         Some(Command::Status) => {
-            let cfg = Config::load(&args.config)?;
+            let cfg = load_config(&args.config)?;
             status(&cfg)
         }
-        None if args.daemon => {
-            let cfg = Config::load(&args.config)?;
-            let rt = runtime()?;
-            rt.block_on(vigil_client_updater::agent::run(args.config.clone(), cfg))
-        }
         None => {
-            let cfg = Config::load(&args.config)?;
+            let cfg = load_config(&args.config)?;
             let keys = vigil_client_updater::update::load_keys(&cfg)?;
             let opts = Options {
                 progress: std::io::stderr().is_terminal(),
@@ -125,6 +130,19 @@ fn run_inner(args: Args) -> Result<u8, UpdateError> {
             let outcome = rt.block_on(update(&cfg, &keys, &opts))?;
             Ok(log_outcome(&outcome))
         }
+    }
+}
+
+/// Reads the config file, the agent's `[agent]` section included: the file is shared with
+/// vigil-agent, and a mistake anywhere in it is reported by either program.
+fn load_config(path: &Path) -> Result<Config, UpdateError> {
+    match vigil_agent::Settings::load(path) {
+        Ok(s) => Ok(s.updater),
+        Err(vigil_agent::AgentError::Update(e)) => Err(e),
+        Err(vigil_agent::AgentError::Config { path, message }) => {
+            Err(UpdateError::Config { path, message })
+        }
+        Err(e) => Err(UpdateError::Other(e.to_string())),
     }
 }
 
@@ -174,7 +192,7 @@ fn status(cfg: &Config) -> Result<u8, UpdateError> {
     let state = vigil_client_updater::state::State::load(&cfg.database_dir);
     let out = serde_json::json!({
         "database_dir": cfg.database_dir,
-        "installed": installed.map(|(p, _, v)| serde_json::json!({"path": p, "version": v})),
+        "installed": installed.map(|i| serde_json::json!({"path": i.path, "version": i.version})),
         "state": state,
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -185,7 +203,7 @@ fn mirror(m: MirrorArgs, config: &std::path::Path) -> Result<u8, UpdateError> {
     use vigil_client_updater::mirror::{sync, MirrorOptions};
     let root_path = match m.root {
         Some(r) => r,
-        None => Config::load(config)?.trusted_root,
+        None => load_config(config)?.trusted_root,
     };
     let trusted_root = std::fs::read(&root_path).map_err(|e| UpdateError::Config {
         path: root_path.clone(),

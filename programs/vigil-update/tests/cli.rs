@@ -1,6 +1,7 @@
 //! vigil-update's command line: configuration errors name the file and the problem and exit 2,
-//! a second updater on the same database directory exits 7, and `status` reports what is
-//! installed. (Updates over real servers are in tests/tests/update_*.rs.)
+//! a second updater on the same database directory exits 7, `status` reports what is
+//! installed, and `--daemon` is refused with a pointer to vigil-agent. (Updates over real
+//! servers are in tests/tests/update_*.rs.)
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -85,4 +86,35 @@ fn status_reports_an_empty_installation() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["installed"].is_null(), "{out}");
+}
+
+#[test]
+fn daemon_is_refused_with_a_pointer_to_vigil_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        "mirrors = [\"http://127.0.0.1:9/\"]\ntrusted_root = \"r.json\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = vigil_update(&["--config", cfg.to_str().unwrap(), "--daemon"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("vigil-agent"), "{err}");
+}
+
+#[test]
+fn a_mistake_in_the_agent_section_is_reported_here_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        "mirrors = [\"http://127.0.0.1:9/\"]\ntrusted_root = \"r.json\"\n[agent]\nsokcet = \"x\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = vigil_update(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("vigil.toml") && err.contains("sokcet"),
+        "{err}"
+    );
 }

@@ -1,0 +1,168 @@
+//! Scheduled scans: `[[agent.scheduled]]` entries fire on their cron schedule (or all at once
+//! on SIGUSR2), each run walks its paths with one engine on the agent's scan threads and
+//! appends one JSON line per finding, one per file that could not be read, and a summary line
+//! to its `output` file. A schedule still running when it fires again is skipped.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use vigil_scan_core::{Engine, Limits, Pool, Scanned, SharedEngine, Targets, ENGINE_VERSION};
+
+use crate::config::{AgentConfig, ScheduledScan};
+
+/// When each schedule fires next, by name (a schedule that never fires again is left out).
+pub(crate) fn next_fire_times(agent: &AgentConfig) -> Vec<(String, tokio::time::Instant)> {
+    let now = jiff::Zoned::now();
+    agent
+        .scheduled
+        .iter()
+        .filter_map(|s| {
+            let next = s.cron.next_after(&now)?;
+            let secs = next
+                .timestamp()
+                .duration_since(now.timestamp())
+                .as_secs_f64()
+                .max(0.0);
+            Some((
+                s.name.clone(),
+                tokio::time::Instant::now() + Duration::from_secs_f64(secs),
+            ))
+        })
+        .collect()
+}
+
+/// Starts a scheduled scan on its own threads unless the same schedule is still running.
+pub(crate) fn start_scan(
+    s: ScheduledScan,
+    agent: &AgentConfig,
+    shared: Arc<SharedEngine>,
+    running: Arc<Mutex<HashMap<String, Instant>>>,
+) {
+    {
+        let Ok(mut r) = running.lock() else { return };
+        if let Some(since) = r.get(&s.name) {
+            tracing::warn!(scan = %s.name, running_for_secs = since.elapsed().as_secs(), "previous run still going; skipped");
+            return;
+        }
+        r.insert(s.name.clone(), Instant::now());
+    }
+    let (threads, limits) = (agent.scan_threads.max(1), agent.limits());
+    std::thread::spawn(move || {
+        tracing::info!(scan = %s.name, paths = ?s.paths, "scheduled scan started");
+        match scheduled_scan(&s, &shared.current(), threads, &limits) {
+            Ok(t) => {
+                tracing::info!(scan = %s.name, scanned = t.scanned, infected = t.infected, errors = t.errors, "scheduled scan finished")
+            }
+            Err(e) => {
+                tracing::error!(scan = %s.name, output = %s.output.display(), error = %e, "scheduled scan failed")
+            }
+        }
+        if let Ok(mut r) = running.lock() {
+            r.remove(&s.name);
+        }
+    });
+}
+
+/// What one run of a scheduled scan saw.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Totals {
+    pub scanned: u64,
+    pub infected: u64,
+    pub errors: u64,
+    pub skipped: u64,
+    pub bytes: u64,
+}
+
+/// Scans `s.paths` (recursively, minus `s.exclude`) with one engine on `threads` threads and
+/// appends one JSON line per finding and a summary line to `s.output`.
+pub fn scheduled_scan(
+    s: &ScheduledScan,
+    engine: &Engine,
+    threads: usize,
+    limits: &Limits,
+) -> std::io::Result<Totals> {
+    if let Some(dir) = s.output.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let out = Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&s.output)?,
+    );
+    let started = Instant::now();
+    let run_id = jiff::Timestamp::now().to_string();
+    let totals = Mutex::new(Totals::default());
+    let write = |v: serde_json::Value| -> std::io::Result<()> {
+        let mut o = out.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        writeln!(o, "{v}")
+    };
+    let write_err: Mutex<Option<std::io::Error>> = Mutex::new(None);
+    let sink = |scanned: Scanned| {
+        let path = scanned.path;
+        let mut lines = Vec::new();
+        {
+            let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+            match scanned.outcome {
+                Ok(r) => {
+                    t.scanned += 1;
+                    t.bytes += r.size;
+                    if !r.findings.is_empty() {
+                        t.infected += 1;
+                    }
+                    for f in &r.findings {
+                        lines.push(json!({
+                            "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
+                            "path": path, "signature": f.signature, "kind": f.kind,
+                            "severity": f.severity, "description": f.description,
+                            "offset": f.offset, "sha256": r.sha256,
+                            "db_version": engine.db_version(), "engine_version": ENGINE_VERSION,
+                        }));
+                    }
+                }
+                Err(e) if e.is_skip() => t.skipped += 1,
+                Err(e) => {
+                    // An unreadable file, or one that changed under the scan (a user
+                    // truncating it, say): a line of its own, so no file goes unseen.
+                    t.errors += 1;
+                    lines.push(json!({
+                        "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
+                        "path": path, "error": e.to_string(), "db_version": engine.db_version(),
+                    }));
+                }
+            }
+        }
+        for line in lines {
+            if let Err(e) = write(line) {
+                *write_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            }
+        }
+        ControlFlow::Continue(())
+    };
+    let targets = Targets {
+        paths: &s.paths,
+        recursive: true,
+        exclude: &s.exclude,
+    };
+    Pool::new(engine, threads, *limits)
+        .scan(&targets, &sink)
+        .map_err(std::io::Error::other)?;
+    if let Some(e) = write_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let t = *totals.lock().unwrap_or_else(|p| p.into_inner());
+    write(json!({
+        "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
+        "summary": {"paths": s.paths, "scanned": t.scanned, "infected": t.infected,
+            "errors": t.errors, "skipped": t.skipped, "bytes": t.bytes,
+            "secs": started.elapsed().as_secs_f64(), "db_version": engine.db_version()},
+    }))?;
+    out.lock()
+        .map_err(|_| std::io::Error::other("poisoned"))?
+        .sync_data()?;
+    Ok(t)
+}
