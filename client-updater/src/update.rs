@@ -25,9 +25,6 @@ use crate::install::{install, load_and_smoke_test, load_installed, InstalledDb};
 use crate::plan::{candidates, choose, Choice, Plan};
 use crate::state::State;
 
-/// Public keys built into this binary: the release keys in keys/.
-pub const BUILTIN_KEYS: &[&str] = &[include_str!("../../keys/vigil-release-2026.pub")];
-
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Show progress bars (an interactive terminal).
@@ -86,12 +83,8 @@ impl Outcome {
 
 pub fn load_keys(cfg: &Config) -> Result<Vec<PublicKey>, UpdateError> {
     if cfg.pubkeys.is_empty() {
-        return BUILTIN_KEYS
-            .iter()
-            .map(|t| {
-                PublicKey::parse(t).map_err(|e| UpdateError::Other(format!("built-in key: {e}")))
-            })
-            .collect();
+        return vigil_keys::release_keys()
+            .map_err(|e| UpdateError::Other(format!("built-in key: {e}")));
     }
     cfg.pubkeys
         .iter()

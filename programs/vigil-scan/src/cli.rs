@@ -1,4 +1,4 @@
-//! Argument parsing, the worker threads and clamscan-style output. With `--daemon` the scan
+//! Argument parsing, the scan pool and clamscan-style output. With `--daemon` the scan
 //! service does the scanning (clamdscan's role) and the output is the same: both modes turn
 //! every file into a [`FileResult`] and print it with one [`Printer`].
 
@@ -19,9 +19,6 @@ use vigil_scan_core::service::{
     SOCKET_ENV,
 };
 use vigil_scan_core::{Engine, Limits, Pool, ScanError, Scanned, Targets, ENGINE_VERSION};
-
-/// Public keys built into the binary: every `.pub` in keys/ that releases are signed with.
-const BUILTIN_KEYS: &[&str] = &[include_str!("../../../keys/vigil-release-2026.pub")];
 
 #[derive(Parser)]
 #[command(
@@ -228,11 +225,7 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
         .clone()
         .context("a database (-d) is needed without --daemon")?;
     let keys = if args.pubkey.is_empty() {
-        BUILTIN_KEYS
-            .iter()
-            .map(|t| PublicKey::parse(t))
-            .collect::<Result<Vec<_>, _>>()
-            .context("built-in keys")?
+        vigil_keys::release_keys().context("built-in keys")?
     } else {
         args.pubkey
             .iter()
