@@ -222,7 +222,7 @@ async fn engine_from_disk(cfg: &Config, keys: &[PublicKey], dirs: &Dirs) -> Opti
     );
     tokio::task::spawn_blocking(move || {
         let installed = load_installed(&root, &keys)?;
-        match load_and_smoke_test(&installed.bytes, &keys, &cache, smoke.as_deref()) {
+        match load_and_smoke_test(&installed.db.verified(), &cache, smoke.as_deref()) {
             Ok(e) => Some(e),
             Err(why) => {
                 tracing::error!(path = %installed.path.display(), "installed database unusable: {why}");

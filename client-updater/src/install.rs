@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
-use vigil_format::PublicKey;
+use vigil_format::{PublicKey, Verified, VerifiedDb};
 use vigil_scan_core::{Engine, EngineError, Limits, ScanError};
 
 use crate::error::UpdateError;
@@ -44,16 +44,15 @@ pub enum SmokeError {
     Missed { path: PathBuf },
 }
 
-/// Loads `bytes` into a new engine and requires a detection on EICAR and on every file in
-/// `smoke_dir`. The error names what failed.
+/// Builds an engine from a database already verified (the proof is the argument, so nothing
+/// is verified twice) and requires a detection on EICAR and on every file in `smoke_dir`. The
+/// error names what failed.
 pub fn load_and_smoke_test(
-    bytes: &[u8],
-    keys: &[PublicKey],
+    db: &Verified<'_>,
     cache_dir: &Path,
     smoke_dir: Option<&Path>,
 ) -> Result<Engine, SmokeError> {
-    let engine =
-        Engine::load_with_cache(bytes, keys, Some(cache_dir)).map_err(SmokeError::Engine)?;
+    let engine = Engine::from_verified(db, Some(cache_dir)).map_err(SmokeError::Engine)?;
     let limits = Limits::default();
     let mut scanner = engine.scanner();
     let r = scanner
@@ -106,21 +105,29 @@ pub fn install(dir: &Path, bytes: &[u8], active_is_good: bool) -> Result<(), Upd
 }
 
 /// An installed database that verified against the trusted keys when it was read: the active
-/// one or, when that one does not verify, the last-known-good one.
-#[derive(Clone, Debug)]
+/// one or, when that one does not verify, the last-known-good one. It holds the proof, so the
+/// engine is built from it without a second verification.
+#[derive(Debug)]
 pub struct InstalledDb {
     /// `vigil.vdb` or `vigil.lkg.vdb` in the database directory.
     pub path: PathBuf,
-    /// The file's bytes, as verified.
-    pub bytes: Vec<u8>,
-    /// The database version its verified header states.
-    pub version: u64,
+    /// The file's bytes with the proof that they verified.
+    pub db: VerifiedDb,
 }
 
 impl InstalledDb {
     /// Whether this is the active database (not the last-known-good fallback).
     pub fn is_active(&self) -> bool {
         self.path.ends_with(ACTIVE)
+    }
+
+    /// The database version its verified header states.
+    pub fn version(&self) -> u64 {
+        self.db.header().db_version
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.db.bytes()
     }
 }
 
@@ -131,15 +138,8 @@ pub fn load_installed(dir: &Path, keys: &[PublicKey]) -> Option<InstalledDb> {
         let Ok(bytes) = std::fs::read(&p) else {
             continue;
         };
-        match vigil_format::container::verify(&bytes, keys) {
-            Ok(v) => {
-                let version = v.header().db_version;
-                return Some(InstalledDb {
-                    path: p,
-                    bytes,
-                    version,
-                });
-            }
+        match VerifiedDb::verify(bytes, keys) {
+            Ok(db) => return Some(InstalledDb { path: p, db }),
             Err(e) => {
                 tracing::warn!(path = %p.display(), error = %e, "installed database does not verify")
             }

@@ -12,16 +12,16 @@ use sha2::{Digest, Sha256};
 use tough::{ExpirationEnforcement, RepositoryLoader};
 use url::Url;
 use vigil_format::delta::Delta;
-use vigil_format::PublicKey;
+use vigil_format::{PublicKey, VerifiedDb};
 use vigil_repository::layout::TargetInfo;
 use vigil_repository::tuf::parse_root;
-use vigil_scan_core::Engine;
+use vigil_scan_core::{Engine, EngineError};
 
 use crate::config::Config;
 use crate::error::UpdateError;
 use crate::fetch::{discard_partial, fetch_target, FetchFailure, Forgery};
 use crate::http::{find_fetch_error, FetchError, Http, MirrorTransport};
-use crate::install::{install, load_and_smoke_test, load_installed, InstalledDb};
+use crate::install::{install, load_and_smoke_test, load_installed, InstalledDb, SmokeError};
 use crate::plan::{candidates, choose, Choice, Plan};
 use crate::state::State;
 
@@ -374,9 +374,9 @@ async fn from_mirror(
         }
     };
     let cands = candidates(&repo);
-    let installed_sha = installed.map(|i| (i.version, hex::encode(Sha256::digest(&i.bytes))));
+    let installed_sha = installed.map(|i| (i.version(), hex::encode(i.db.sha256())));
     let mut report = Report {
-        from: installed.map(|i| i.version),
+        from: installed.map(InstalledDb::version),
         ..Report::default()
     };
     let plan = match choose(
@@ -413,31 +413,27 @@ async fn from_mirror(
     charge_forgers(cfg, state, &forgeries, &mut report);
     let bytes = obtained?;
     let version = plan.full.info.db_version();
-    // The container must say what TUF says it is.
-    let header_version = vigil_format::container::Parsed::parse(&bytes)
-        .map(|p| p.header.db_version)
-        .unwrap_or(0);
-    let smoke = if header_version != version {
-        Err(format!(
-            "the database says it is version {header_version}, TUF lists it as {version}"
-        ))
-    } else {
-        let (bytes, keys, cache, smoke_dir) = (
-            bytes.clone(),
-            keys.to_vec(),
-            dirs.cache.clone(),
-            cfg.smoke_dir.clone(),
-        );
-        // Compiling YARA rules is CPU work: keep it off the async workers.
-        tokio::task::spawn_blocking(move || {
-            load_and_smoke_test(&bytes, &keys, &cache, smoke_dir.as_deref())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("loading panicked: {e}")))
-    };
-    let engine = match smoke {
-        Ok(e) => e,
+    let (keys, cache, smoke_dir) = (keys.to_vec(), dirs.cache.clone(), cfg.smoke_dir.clone());
+    // Verify once and hand the proof to the engine; compiling YARA rules is CPU work, so all of
+    // it stays off the async workers.
+    let smoke = tokio::task::spawn_blocking(move || -> Result<(VerifiedDb, Engine), String> {
+        let db = VerifiedDb::verify(bytes, &keys)
+            .map_err(|e| SmokeError::Engine(EngineError::from(e)).to_string())?;
+        // The container must say what TUF says it is.
+        let header_version = db.header().db_version;
+        if header_version != version {
+            return Err(format!(
+                "the database says it is version {header_version}, TUF lists it as {version}"
+            ));
+        }
+        let engine = load_and_smoke_test(&db.verified(), &cache, smoke_dir.as_deref())
+            .map_err(|e| e.to_string())?;
+        Ok((db, engine))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("loading panicked: {e}")));
+    let (db, engine) = match smoke {
+        Ok(ok) => ok,
         Err(why) => {
             state.mark_bad(version, &plan.full.sha256, &why);
             discard_partial(&dirs.partial, &plan.full);
@@ -448,7 +444,7 @@ async fn from_mirror(
         }
     };
     let active_is_good = installed.is_some_and(InstalledDb::is_active);
-    install(&dirs.root, &bytes, active_is_good)?;
+    install(&dirs.root, db.bytes(), active_is_good)?;
     clear_partials(&dirs.partial);
     Ok(Outcome::Updated { report, engine })
 }
@@ -485,7 +481,7 @@ async fn obtain(
 ) -> Result<Vec<u8>, UpdateError> {
     let (http, dirs, opts, mirror) = (run.http, run.dirs, run.opts, src.mirror);
     if let (false, Some(installed)) = (plan.deltas.is_empty(), run.installed) {
-        match apply_chain(run, src, plan, &installed.bytes, forgeries).await {
+        match apply_chain(run, src, plan, installed.bytes(), forgeries).await {
             Ok(bytes) => {
                 report.deltas = plan.deltas.iter().map(|d| d.name.clone()).collect();
                 return Ok(bytes);

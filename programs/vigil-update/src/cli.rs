@@ -192,7 +192,7 @@ fn status(cfg: &Config) -> Result<u8, UpdateError> {
     let state = vigil_client_updater::state::State::load(&cfg.database_dir);
     let out = serde_json::json!({
         "database_dir": cfg.database_dir,
-        "installed": installed.map(|i| serde_json::json!({"path": i.path, "version": i.version})),
+        "installed": installed.map(|i| serde_json::json!({"path": i.path, "version": i.version()})),
         "state": state,
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
