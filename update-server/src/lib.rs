@@ -5,8 +5,10 @@
 //! cache headers, rate limits, optional bearer-token auth, metrics and access logs.
 //! Main types: [`AppState`] (storage, caches, limits), [`app`] (the router), [`serve`] (a
 //! listener until shutdown, then a bounded drain). It never serves a byte from outside the
-//! repository and never writes to it. Neighbours: `vigil-build publish` writes the repository;
-//! `vigil-update` reads it.
+//! repository and never writes to it. It knows nothing of command lines or logging setup: the
+//! `vigil-server` program (programs/vigil-server) reads flags and config, installs the logger
+//! and handles signals. Neighbours: `vigil-build publish` writes the repository; `vigil-update`
+//! reads it.
 
 pub mod auth;
 pub mod cache;

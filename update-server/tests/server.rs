@@ -1,16 +1,16 @@
-//! vigil-server over real sockets: an in-process server (`serve` on 127.0.0.1:0) for the HTTP
-//! semantics, and the real binary for signals, logs and exit codes. The repository is a temp
-//! directory filled by hand; a secret file sits next to it and must never be served.
+//! The server library over real sockets: an in-process server (`serve` on 127.0.0.1:0) for the
+//! HTTP semantics. The program's own tests (signals, logs, exit codes, the connection limits
+//! set by flags) are in programs/vigil-server/tests/. The repository is a temp directory filled
+//! by hand; a secret file sits next to it and must never be served.
 
 // The helpers below are test code too; clippy.toml's allow-unwrap-in-tests covers only the
 // #[test] functions themselves.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -19,7 +19,6 @@ use tokio::sync::oneshot;
 use vigil_update_server::{auth, open_storage, serve, AppState, Config, Drain};
 
 const SECRET: &[u8] = b"TOP-SECRET-7f3a9c-never-serve-me";
-const BIN: &str = env!("CARGO_BIN_EXE_vigil-server");
 
 struct Repo {
     _dir: tempfile::TempDir,
@@ -680,190 +679,4 @@ async fn metrics_count_requests_bytes_and_latency() {
         );
     }
     srv.stop().await;
-}
-
-// ---- The real binary ----
-
-/// Starts vigil-server; returns it and the address it printed.
-fn spawn_server(args: &[&str]) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .args(["--listen", "127.0.0.1:0"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Keep reading so the server never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("server did not say where it listens");
-        };
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr = rest.split([' ', ',', '"']).next().unwrap().parse().unwrap();
-            return (child, addr, rx);
-        }
-    }
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("server did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-#[test]
-fn sigterm_lets_a_download_finish_and_refuses_new_connections() {
-    let r = repo_with_blob(64 << 20);
-    let (mut child, addr, logs) = spawn_server(&[
-        "--repo",
-        r.root.to_str().unwrap(),
-        "--log-format",
-        "json",
-        "--blob-cache-mb",
-        "0",
-    ]);
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        r.blob_key
-    )
-    .unwrap();
-    let mut first = vec![0u8; 16 << 10];
-    let n = s.read(&mut first).unwrap();
-    assert!(n > 0);
-    first.truncate(n);
-
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    // The listening socket closes promptly, while our download is still open.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(addr).is_ok() {
-        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(child.try_wait().unwrap().is_none(), "exited mid-download");
-
-    let mut rest = Vec::new();
-    s.read_to_end(&mut rest).unwrap();
-    let mut all = first;
-    all.extend_from_slice(&rest);
-    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let head = String::from_utf8_lossy(&all[..split]).to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    assert!(head.contains(&format!("content-length: {}\r\n", 64 << 20)));
-    assert!(all[split..] == r.blob[..], "download incomplete or wrong");
-
-    let st = wait_exit(&mut child, Duration::from_secs(15));
-    assert_eq!(st.code(), Some(0));
-    // The JSON access log recorded the download.
-    let lines: Vec<String> = logs.try_iter().collect();
-    assert!(
-        lines.iter().any(|l| l.contains("\"status\":200")
-            && l.contains(&r.blob_key)
-            && l.contains(&format!("\"bytes\":{}", 64 << 20))),
-        "no access log line in {lines:#?}"
-    );
-}
-
-#[test]
-fn exit_codes() {
-    let r = repo();
-    let run = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    let dir = r.root.parent().unwrap();
-    let missing = dir.join("nope");
-    let (code, err) = run(&["--repo", missing.to_str().unwrap()]);
-    assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("does not exist"), "{err}");
-
-    let (code, err) = run(&[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("no repository"), "{err}");
-
-    let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "blob_cache = 3\n").unwrap();
-    let (code, err) = run(&["--config", bad.to_str().unwrap()]);
-    assert_eq!(code, Some(2), "{err}");
-
-    let plain = dir.join("plain-tokens");
-    std::fs::write(&plain, "my-plain-token\n").unwrap();
-    let (code, err) = run(&[
-        "--repo",
-        r.root.to_str().unwrap(),
-        "--tokens",
-        plain.to_str().unwrap(),
-    ]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("line 1"), "{err}");
-
-    let (code, err) = run(&["--repo", "s3://X/y"]);
-    assert_eq!(code, Some(2), "{err}");
-
-    // The port is taken by someone else.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = taken.local_addr().unwrap().to_string();
-    let (code, err) = run(&["--repo", r.root.to_str().unwrap(), "--listen", &addr]);
-    assert_eq!(code, Some(4), "{err}");
-    assert!(err.contains("cannot listen"), "{err}");
-
-    let (code, _) = run(&["--no-such-flag"]);
-    assert_eq!(code, Some(2));
-}
-
-#[test]
-fn hash_token_prints_the_tokens_file_line() {
-    let mut child = Command::new(BIN)
-        .arg("hash-token")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret-token\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        format!("{}\n", sha256_hex(b"s3cret-token"))
-    );
 }

@@ -1,5 +1,6 @@
-//! vigil-server: the command line over `vigil_update_server`. Reads the config file and flags,
-//! sets up logging, opens the repository, binds, and serves until SIGTERM or SIGINT.
+//! vigil-server: the command line over the `vigil_update_server` library. Reads the config file
+//! and flags (flags win), sets up logging, opens the repository, binds, and serves until SIGTERM
+//! or SIGINT; maps each failure to its exit code. Everything HTTP lives in the library.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
