@@ -15,12 +15,12 @@ pub mod cache;
 pub mod conditional;
 pub mod config;
 mod flight;
+mod handler;
 mod health;
 pub mod metrics;
 pub mod range;
 pub mod ratelimit;
 pub mod route;
-mod serve;
 mod state;
 
 use std::future::{Future, IntoFuture};
@@ -85,7 +85,7 @@ pub enum Drain {
 /// The whole HTTP surface. One fallback handler does its own routing on the raw path, so that
 /// path checks, 405s, rate limits, metrics and access logs apply to every request alike.
 pub fn app(state: AppState) -> Router {
-    Router::new().fallback(serve::handle).with_state(state)
+    Router::new().fallback(handler::handle).with_state(state)
 }
 
 /// Serves `listener` until `shutdown` completes, then stops accepting (the listening socket
