@@ -10,12 +10,16 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
+use vigil_repository::storage::{
+    ObjectMeta, ObjectStream, PublishGuard, PutCondition, PutOutcome, Storage, StorageError,
+};
 use vigil_update_server::{auth, open_storage, serve, AppState, Config, Drain};
 
 const SECRET: &[u8] = b"TOP-SECRET-7f3a9c-never-serve-me";
@@ -80,7 +84,7 @@ fn repo() -> Repo {
 struct Server {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<Drain, vigil_update_server::Error>>,
+    task: tokio::task::JoinHandle<Drain>,
 }
 
 impl Server {
@@ -92,12 +96,21 @@ impl Server {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        self.task.await.unwrap().unwrap()
+        self.task.await.unwrap()
     }
 }
 
 /// Rate limiting and access logs off unless the test turns them on.
 async fn start(root: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
+    start_with(root, tweak, |storage| storage).await
+}
+
+/// [`start`], with the repository's storage seen through `wrap`.
+async fn start_with(
+    root: &Path,
+    tweak: impl FnOnce(&mut Config),
+    wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>,
+) -> Server {
     let mut c = Config {
         repo: Some(root.display().to_string()),
         access_log: false,
@@ -105,7 +118,7 @@ async fn start(root: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
     };
     c.rate_limit.burst = 0;
     tweak(&mut c);
-    let storage = open_storage(&c).await.unwrap();
+    let storage = wrap(open_storage(&c).await.unwrap());
     let state = AppState::new(storage, &c).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -677,6 +690,112 @@ async fn metrics_count_requests_bytes_and_latency() {
             text.lines().any(|l| l == line),
             "missing {line:?} in\n{text}"
         );
+    }
+    srv.stop().await;
+}
+
+/// A repository whose storage hangs: `get` of timestamp.json never answers, and a streamed
+/// target yields its first chunk and then nothing.
+#[derive(Debug)]
+struct Hanging(Arc<dyn Storage>);
+
+#[async_trait::async_trait]
+impl Storage for Hanging {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
+        self.0.head(key).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<(bytes::Bytes, ObjectMeta)>, StorageError> {
+        if key.ends_with("timestamp.json") {
+            std::future::pending::<()>().await;
+        }
+        self.0.get(key).await
+    }
+    async fn get_stream(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<ObjectStream>, StorageError> {
+        use futures::StreamExt;
+        Ok(self.0.get_stream(key, range).await?.map(|s| ObjectStream {
+            meta: s.meta,
+            body: Box::pin(s.body.take(1).chain(futures::stream::pending())),
+        }))
+    }
+    async fn put(
+        &self,
+        key: &str,
+        data: bytes::Bytes,
+        cond: PutCondition,
+    ) -> Result<PutOutcome, StorageError> {
+        self.0.put(key, data, cond).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>, StorageError> {
+        self.0.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.0.delete(key).await
+    }
+    async fn publish_guard(&self) -> Result<Box<dyn PublishGuard>, StorageError> {
+        self.0.publish_guard().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_storage_gets_a_504_or_a_cut_body_after_the_request_timeout() {
+    // Several chunks of 256 KiB, streamed (no blob cache): the client gets the first only.
+    let r = repo_with_blob(2 << 20);
+    let srv = start_with(
+        &r.root,
+        |c| {
+            c.request_timeout_s = 1;
+            c.blob_cache_mb = 0;
+        },
+        |storage| Arc::new(Hanging(storage)),
+    )
+    .await;
+
+    // No response head in time: 504, counted and logged like any answer.
+    let t = Instant::now();
+    let url = srv.url("/metadata/timestamp.json");
+    let (st, _, body) = tokio::time::timeout(Duration::from_secs(30), get(&url, &[]))
+        .await
+        .expect("no answer at all");
+    assert_eq!(st, 504);
+    assert_eq!(body, b"timed out\n");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // Storage goes quiet mid-body: the connection is cut, the body short, never wrong (the
+    // raw client would also stop, at its 10 s read timeout; the backend error counted below is
+    // what says the server cut it).
+    let req = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        r.blob_key
+    );
+    let resp = raw_async(srv.addr, req.into_bytes()).await;
+    assert_eq!(raw_status(&resp), 200);
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let got = &resp[split..];
+    assert!(
+        !got.is_empty() && got.len() < r.blob.len(),
+        "{} bytes",
+        got.len()
+    );
+    assert!(got == &r.blob[..got.len()]);
+
+    let (_, _, metrics) = get(&srv.url("/metrics"), &[]).await;
+    let text = String::from_utf8(metrics).unwrap();
+    for line in [
+        "vigil_http_requests_total{route=\"metadata\",status=\"504\"} 1",
+        "vigil_backend_errors_total 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
     srv.stop().await;
 }

@@ -118,7 +118,6 @@ fn code_of(e: &Error) -> u8 {
         Error::RepositoryMissing { .. } => 3,
         Error::Storage(vigil_repository::storage::StorageError::BadLocation(_)) => 2,
         Error::Storage(_) => 3,
-        Error::Serve(_) => 1,
         _ => 2,
     }
 }
@@ -277,7 +276,7 @@ async fn serve_until_signal(config: Config) -> Result<(), Failure> {
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     };
-    match serve(listener, state, shutdown).await.map_err(from)? {
+    match serve(listener, state, shutdown).await {
         Drain::Complete => tracing::info!("all requests finished; bye"),
         Drain::TimedOut => tracing::warn!(
             "drain timeout ({} s) passed; cutting off the remaining downloads",
