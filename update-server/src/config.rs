@@ -118,8 +118,9 @@ impl Default for Config {
             // one.
             request_timeout_s: 60,
             // Memory per idle connection is a few KiB, per download a 256 KiB chunk: 1024 stay
-            // well under 1 GiB even if every one is streaming, and within a typical 4096-fd
-            // limit with a file open per download.
+            // well under 1 GiB even if every one is streaming. Each takes a file descriptor and
+            // a download from a directory a second; the program raises the soft open-file limit
+            // to fit (the usual 1024 would not).
             max_connections: 1024,
             rate_limit: RateLimitConfig::default(),
             s3: S3Config::default(),
