@@ -53,22 +53,36 @@ impl<T> SendTimeout<T> {
         }
     }
 
-    fn watch<R>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
-        if r.is_ready() {
-            self.waiting = false;
-            return r;
+    /// `r`, the outcome of a write; or the stall error if the write has been pending too long.
+    fn watch(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match &r {
+            // Only a byte taken is progress (hyper never writes an empty buffer, but an empty
+            // write must not restart the clock).
+            Poll::Ready(Ok(0)) => return r,
+            Poll::Ready(_) => {
+                self.waiting = false;
+                return r;
+            }
+            Poll::Pending => {}
         }
         let Some(limit) = self.limit else {
             return Poll::Pending;
         };
-        let deadline = Instant::now() + limit;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if !self.waiting {
-            timer.as_mut().reset(deadline);
+            let deadline = Instant::now() + limit;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
             self.waiting = true;
         }
+        let Some(timer) = &mut self.timer else {
+            return Poll::Pending; // not reached: set just above
+        };
         match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -112,9 +126,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for SendTimeout<T> {
         self.io.is_write_vectored()
     }
 
+    // Not watched: a TCP flush is a no-op that is always ready, which is no sign of progress.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let r = Pin::new(&mut self.io).poll_flush(cx);
-        self.watch(cx, r)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

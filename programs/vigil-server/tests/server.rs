@@ -63,10 +63,11 @@ fn sigterm_lets_a_download_finish_and_refuses_new_connections() {
 
     let st = wait_exit(&mut srv.child, Duration::from_secs(15));
     assert_eq!(st.code(), Some(0));
-    // The JSON access log recorded the download.
+    // The JSON access log recorded the download, with the client's address.
     let lines: Vec<String> = srv.logs.try_iter().collect();
     assert!(
         lines.iter().any(|l| l.contains("\"status\":200")
+            && l.contains("\"client\":\"127.0.0.1\"")
             && l.contains(&r.blob_key)
             && l.contains(&format!("\"bytes\":{}", 64 << 20))),
         "no access log line in {lines:#?}"
