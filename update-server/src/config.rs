@@ -14,6 +14,9 @@
 //! metadata_cache_mb = 32
 //! blob_cache_mb = 64             # 0 disables; blobs over 1/8 of it are always streamed
 //! drain_timeout_s = 30
+//! header_read_timeout_s = 10     # 0 disables; also closes idle keep-alive connections
+//! request_timeout_s = 60         # 0 disables; see `Config::request_timeout_s`
+//! max_connections = 1024         # 0: no cap
 //!
 //! [rate_limit]                   # per client IP (IPv6: per /64); 0 in either disables
 //! requests_per_second = 20
@@ -49,6 +52,22 @@ pub struct Config {
     pub metadata_cache_mb: u64,
     pub blob_cache_mb: u64,
     pub drain_timeout_s: u64,
+    /// A connection must deliver a request's whole head (line and headers) within this many
+    /// seconds of its first byte being awaited, else it is closed; an idle keep-alive
+    /// connection is closed after as long. Bounds what a client that trickles its headers
+    /// (slowloris), or sends nothing, can hold. 0 disables.
+    pub header_read_timeout_s: u64,
+    /// The longest vigil-server waits on either side while answering, so that no request can
+    /// hang: for the response head (storage lookups; past it the answer is 504), for the next
+    /// piece of a body streamed from storage, and for a client to take any bytes of a response
+    /// it is sending. Each wait starts afresh whenever bytes move, so a long download that
+    /// keeps moving is never cut, however long it takes; one that stalls is (as nginx's
+    /// `send_timeout`). 0 disables.
+    pub request_timeout_s: u64,
+    /// Connections served at once. At the cap, vigil-server stops accepting: new connections
+    /// wait in the kernel's listen backlog until one closes, and those in flight are
+    /// untouched. 0: no cap.
+    pub max_connections: usize,
     pub rate_limit: RateLimitConfig,
     pub s3: S3Config,
 }
@@ -92,6 +111,17 @@ impl Default for Config {
             metadata_cache_mb: 32,
             blob_cache_mb: 64,
             drain_timeout_s: 30,
+            // A real client sends its whole head in one packet; 10 s leaves room for a slow
+            // link and frees an idle keep-alive slot soon enough under a connection flood.
+            header_read_timeout_s: 10,
+            // nginx's send_timeout: a minute without any progress is a stuck peer, not a slow
+            // one.
+            request_timeout_s: 60,
+            // Memory per idle connection is a few KiB, per download a 256 KiB chunk: 1024 stay
+            // well under 1 GiB even if every one is streaming. Each takes a file descriptor and
+            // a download from a directory a second; the program raises the soft open-file limit
+            // to fit (the usual 1024 would not).
+            max_connections: 1024,
             rate_limit: RateLimitConfig::default(),
             s3: S3Config::default(),
         }
@@ -128,6 +158,25 @@ impl Config {
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.drain_timeout_s)
     }
+
+    /// `None`: disabled.
+    pub fn header_read_timeout(&self) -> Option<Duration> {
+        secs_or_off(self.header_read_timeout_s)
+    }
+
+    /// `None`: disabled.
+    pub fn request_timeout(&self) -> Option<Duration> {
+        secs_or_off(self.request_timeout_s)
+    }
+
+    /// `None`: no cap.
+    pub fn max_connections(&self) -> Option<usize> {
+        (self.max_connections > 0).then_some(self.max_connections)
+    }
+}
+
+fn secs_or_off(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -142,6 +191,9 @@ mod tests {
             listen = "0.0.0.0:1"
             log_format = "json"
             blob_cache_mb = 0
+            header_read_timeout_s = 3
+            request_timeout_s = 0
+            max_connections = 2
             [rate_limit]
             requests_per_second = 0.5
             burst = 3
@@ -156,7 +208,26 @@ mod tests {
         assert_eq!(c.blob_cache_mb, 0);
         assert_eq!(c.rate_limit.burst, 3);
         assert!(c.s3.path_style);
+        assert_eq!(c.header_read_timeout(), Some(Duration::from_secs(3)));
+        assert_eq!(c.request_timeout(), None, "0 disables");
+        assert_eq!(c.max_connections(), Some(2));
         assert_eq!(c.metadata_cache_ms, 1000, "defaults fill the rest");
+    }
+
+    #[test]
+    fn connection_limits_are_on_by_default() {
+        let c = Config::default();
+        assert_eq!(c.header_read_timeout(), Some(Duration::from_secs(10)));
+        assert_eq!(c.request_timeout(), Some(Duration::from_secs(60)));
+        assert_eq!(c.max_connections(), Some(1024));
+        assert_eq!(
+            Config {
+                max_connections: 0,
+                ..c
+            }
+            .max_connections(),
+            None
+        );
     }
 
     #[test]

@@ -11,12 +11,18 @@
 //! - `vigil_storage_reads_total{op}`: requests the server made to storage (`head`, `get`,
 //!   `stream`), so the effect of the caches, single flight and the health cache on the
 //!   backend (on S3: the bill) can be watched.
+//! - `vigil_connections_open`: connections being served (at most `max_connections`).
+//! - `vigil_connections_dropped_total{reason}`: connections the server closed on a limit:
+//!   `header_timeout` (no complete request head in time, or idle keep-alive),
+//!   `client_stalled` (took no bytes of a response for the request timeout), `drain_timeout`
+//!   (still open when the drain after SIGTERM ended).
 
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -37,6 +43,11 @@ struct OpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLabels {
     cache: &'static str,
     result: &'static str,
@@ -53,6 +64,8 @@ pub struct Metrics {
     backend_errors: Counter,
     cache: Family<CacheLabels, Counter>,
     storage_reads: Family<OpLabels, Counter>,
+    connections_open: Gauge,
+    connections_dropped: Family<ReasonLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -75,9 +88,14 @@ impl Metrics {
         let backend_errors = Counter::default();
         let cache = Family::<CacheLabels, Counter>::default();
         let storage_reads = Family::<OpLabels, Counter>::default();
+        let connections_open = Gauge::default();
+        let connections_dropped = Family::<ReasonLabels, Counter>::default();
         // Present from the start, so a scrape can tell "none yet" from "not exported".
         for op in ["head", "get", "stream"] {
             drop(storage_reads.get_or_create(&OpLabels { op }));
+        }
+        for reason in ["header_timeout", "client_stalled", "drain_timeout"] {
+            drop(connections_dropped.get_or_create(&ReasonLabels { reason }));
         }
         registry.register(
             "http_requests",
@@ -109,6 +127,16 @@ impl Metrics {
             "Requests made to storage, by operation",
             storage_reads.clone(),
         );
+        registry.register(
+            "connections_open",
+            "Connections being served",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections_dropped",
+            "Connections closed by the server on a limit, by reason",
+            connections_dropped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -117,6 +145,8 @@ impl Metrics {
             backend_errors,
             cache,
             storage_reads,
+            connections_open,
+            connections_dropped,
         }
     }
 
@@ -147,6 +177,21 @@ impl Metrics {
     /// `op`: head, get or stream.
     pub fn storage_read(&self, op: &'static str) {
         self.storage_reads.get_or_create(&OpLabels { op }).inc();
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    /// `reason`: one of those listed in the module documentation.
+    pub fn connection_dropped(&self, reason: &'static str) {
+        self.connections_dropped
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     pub fn encode(&self) -> String {
@@ -184,5 +229,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("vigil_http_request_duration_seconds_count{route=\"metadata\"} 2"));
+        assert!(text.contains("vigil_connections_open 0"), "{text}");
+        assert!(
+            text.contains("vigil_connections_dropped_total{reason=\"client_stalled\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -48,6 +48,16 @@ pub(crate) struct Inner {
     pub metrics: Metrics,
     pub access_log: bool,
     pub drain_timeout: Duration,
+    pub limits: Limits,
+}
+
+/// The bounds on what one connection may hold (see [`Config`]'s fields of the same names);
+/// `None` is off.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub header_read_timeout: Option<Duration>,
+    pub request_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
 }
 
 /// What a load of an object gives every request that shares it: the object (`None`: not
@@ -96,6 +106,11 @@ impl AppState {
             metrics: Metrics::new(),
             access_log: config.access_log,
             drain_timeout: config.drain_timeout(),
+            limits: Limits {
+                header_read_timeout: config.header_read_timeout(),
+                request_timeout: config.request_timeout(),
+                max_connections: config.max_connections(),
+            },
         })))
     }
 

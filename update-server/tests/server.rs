@@ -1,25 +1,28 @@
-//! vigil-server over real sockets: an in-process server (`serve` on 127.0.0.1:0) for the HTTP
-//! semantics, and the real binary for signals, logs and exit codes. The repository is a temp
-//! directory filled by hand; a secret file sits next to it and must never be served.
+//! The server library over real sockets: an in-process server (`serve` on 127.0.0.1:0) for the
+//! HTTP semantics. The program's own tests (signals, logs, exit codes, the connection limits
+//! set by flags) are in programs/vigil-server/tests/. The repository is a temp directory filled
+//! by hand; a secret file sits next to it and must never be served.
 
 // The helpers below are test code too; clippy.toml's allow-unwrap-in-tests covers only the
 // #[test] functions themselves.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
+use vigil_repository::storage::{
+    ObjectMeta, ObjectStream, PublishGuard, PutCondition, PutOutcome, Storage, StorageError,
+};
 use vigil_update_server::{auth, open_storage, serve, AppState, Config, Drain};
 
 const SECRET: &[u8] = b"TOP-SECRET-7f3a9c-never-serve-me";
-const BIN: &str = env!("CARGO_BIN_EXE_vigil-server");
 
 struct Repo {
     _dir: tempfile::TempDir,
@@ -81,7 +84,7 @@ fn repo() -> Repo {
 struct Server {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<Drain, vigil_update_server::Error>>,
+    task: tokio::task::JoinHandle<Drain>,
 }
 
 impl Server {
@@ -93,12 +96,21 @@ impl Server {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        self.task.await.unwrap().unwrap()
+        self.task.await.unwrap()
     }
 }
 
 /// Rate limiting and access logs off unless the test turns them on.
 async fn start(root: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
+    start_with(root, tweak, |storage| storage).await
+}
+
+/// [`start`], with the repository's storage seen through `wrap`.
+async fn start_with(
+    root: &Path,
+    tweak: impl FnOnce(&mut Config),
+    wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>,
+) -> Server {
     let mut c = Config {
         repo: Some(root.display().to_string()),
         access_log: false,
@@ -106,7 +118,7 @@ async fn start(root: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
     };
     c.rate_limit.burst = 0;
     tweak(&mut c);
-    let storage = open_storage(&c).await.unwrap();
+    let storage = wrap(open_storage(&c).await.unwrap());
     let state = AppState::new(storage, &c).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -682,188 +694,108 @@ async fn metrics_count_requests_bytes_and_latency() {
     srv.stop().await;
 }
 
-// ---- The real binary ----
+/// A repository whose storage hangs: `get` of timestamp.json never answers, and a streamed
+/// target yields its first chunk and then nothing.
+#[derive(Debug)]
+struct Hanging(Arc<dyn Storage>);
 
-/// Starts vigil-server; returns it and the address it printed.
-fn spawn_server(args: &[&str]) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .args(["--listen", "127.0.0.1:0"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Keep reading so the server never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
+#[async_trait::async_trait]
+impl Storage for Hanging {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
+        self.0.head(key).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<(bytes::Bytes, ObjectMeta)>, StorageError> {
+        if key.ends_with("timestamp.json") {
+            std::future::pending::<()>().await;
         }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("server did not say where it listens");
-        };
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr = rest.split([' ', ',', '"']).next().unwrap().parse().unwrap();
-            return (child, addr, rx);
-        }
+        self.0.get(key).await
+    }
+    async fn get_stream(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<ObjectStream>, StorageError> {
+        use futures::StreamExt;
+        Ok(self.0.get_stream(key, range).await?.map(|s| ObjectStream {
+            meta: s.meta,
+            body: Box::pin(s.body.take(1).chain(futures::stream::pending())),
+        }))
+    }
+    async fn put(
+        &self,
+        key: &str,
+        data: bytes::Bytes,
+        cond: PutCondition,
+    ) -> Result<PutOutcome, StorageError> {
+        self.0.put(key, data, cond).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>, StorageError> {
+        self.0.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.0.delete(key).await
+    }
+    async fn publish_guard(&self) -> Result<Box<dyn PublishGuard>, StorageError> {
+        self.0.publish_guard().await
     }
 }
 
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("server did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_storage_gets_a_504_or_a_cut_body_after_the_request_timeout() {
+    // Several chunks of 256 KiB, streamed (no blob cache): the client gets the first only.
+    let r = repo_with_blob(2 << 20);
+    let srv = start_with(
+        &r.root,
+        |c| {
+            c.request_timeout_s = 1;
+            c.blob_cache_mb = 0;
+        },
+        |storage| Arc::new(Hanging(storage)),
+    )
+    .await;
 
-#[test]
-fn sigterm_lets_a_download_finish_and_refuses_new_connections() {
-    let r = repo_with_blob(64 << 20);
-    let (mut child, addr, logs) = spawn_server(&[
-        "--repo",
-        r.root.to_str().unwrap(),
-        "--log-format",
-        "json",
-        "--blob-cache-mb",
-        "0",
-    ]);
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
+    // No response head in time: 504, counted and logged like any answer.
+    let t = Instant::now();
+    let url = srv.url("/metadata/timestamp.json");
+    let (st, _, body) = tokio::time::timeout(Duration::from_secs(30), get(&url, &[]))
+        .await
+        .expect("no answer at all");
+    assert_eq!(st, 504);
+    assert_eq!(body, b"timed out\n");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // Storage goes quiet mid-body: the connection is cut, the body short, never wrong (the
+    // raw client would also stop, at its 10 s read timeout; the backend error counted below is
+    // what says the server cut it).
+    let req = format!(
         "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         r.blob_key
-    )
-    .unwrap();
-    let mut first = vec![0u8; 16 << 10];
-    let n = s.read(&mut first).unwrap();
-    assert!(n > 0);
-    first.truncate(n);
-
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    // The listening socket closes promptly, while our download is still open.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(addr).is_ok() {
-        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(child.try_wait().unwrap().is_none(), "exited mid-download");
-
-    let mut rest = Vec::new();
-    s.read_to_end(&mut rest).unwrap();
-    let mut all = first;
-    all.extend_from_slice(&rest);
-    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let head = String::from_utf8_lossy(&all[..split]).to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    assert!(head.contains(&format!("content-length: {}\r\n", 64 << 20)));
-    assert!(all[split..] == r.blob[..], "download incomplete or wrong");
-
-    let st = wait_exit(&mut child, Duration::from_secs(15));
-    assert_eq!(st.code(), Some(0));
-    // The JSON access log recorded the download.
-    let lines: Vec<String> = logs.try_iter().collect();
+    );
+    let resp = raw_async(srv.addr, req.into_bytes()).await;
+    assert_eq!(raw_status(&resp), 200);
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let got = &resp[split..];
     assert!(
-        lines.iter().any(|l| l.contains("\"status\":200")
-            && l.contains(&r.blob_key)
-            && l.contains(&format!("\"bytes\":{}", 64 << 20))),
-        "no access log line in {lines:#?}"
+        !got.is_empty() && got.len() < r.blob.len(),
+        "{} bytes",
+        got.len()
     );
-}
+    assert!(got == &r.blob[..got.len()]);
 
-#[test]
-fn exit_codes() {
-    let r = repo();
-    let run = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    let dir = r.root.parent().unwrap();
-    let missing = dir.join("nope");
-    let (code, err) = run(&["--repo", missing.to_str().unwrap()]);
-    assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("does not exist"), "{err}");
-
-    let (code, err) = run(&[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("no repository"), "{err}");
-
-    let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "blob_cache = 3\n").unwrap();
-    let (code, err) = run(&["--config", bad.to_str().unwrap()]);
-    assert_eq!(code, Some(2), "{err}");
-
-    let plain = dir.join("plain-tokens");
-    std::fs::write(&plain, "my-plain-token\n").unwrap();
-    let (code, err) = run(&[
-        "--repo",
-        r.root.to_str().unwrap(),
-        "--tokens",
-        plain.to_str().unwrap(),
-    ]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("line 1"), "{err}");
-
-    let (code, err) = run(&["--repo", "s3://X/y"]);
-    assert_eq!(code, Some(2), "{err}");
-
-    // The port is taken by someone else.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = taken.local_addr().unwrap().to_string();
-    let (code, err) = run(&["--repo", r.root.to_str().unwrap(), "--listen", &addr]);
-    assert_eq!(code, Some(4), "{err}");
-    assert!(err.contains("cannot listen"), "{err}");
-
-    let (code, _) = run(&["--no-such-flag"]);
-    assert_eq!(code, Some(2));
-}
-
-#[test]
-fn hash_token_prints_the_tokens_file_line() {
-    let mut child = Command::new(BIN)
-        .arg("hash-token")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret-token\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        format!("{}\n", sha256_hex(b"s3cret-token"))
-    );
+    let (_, _, metrics) = get(&srv.url("/metrics"), &[]).await;
+    let text = String::from_utf8(metrics).unwrap();
+    for line in [
+        "vigil_http_requests_total{route=\"metadata\",status=\"504\"} 1",
+        "vigil_backend_errors_total 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    srv.stop().await;
 }

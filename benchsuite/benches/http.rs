@@ -39,7 +39,6 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vigil-server");
 const NGINX_CASES: [&str; 3] = ["metadata GET", "304 revalidation", "2 MB blob GET"];
 const FLOOD_CASE: &str = "cache flooded with unique names";
 
@@ -58,7 +57,8 @@ fn main() {
         wrk,
         secs: env_or("VIGIL_BENCH_SECS", 10),
         conns: env_or("VIGIL_BENCH_CONNECTIONS", 32),
-        server: std::env::var_os("VIGIL_BENCH_SERVER").map_or(PathBuf::from(BIN), PathBuf::from),
+        server: std::env::var_os("VIGIL_BENCH_SERVER")
+            .map_or_else(|| vigil_benchsuite::program("vigil-server"), PathBuf::from),
         work: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-server"),
     };
     let _ = std::fs::remove_dir_all(&bench.work);

@@ -33,7 +33,7 @@ use crate::range::{self, RangeReply};
 use crate::ratelimit::{Decision, RateLimiter};
 use crate::route::{self, Class, Route};
 use crate::state::{AppState, Inner, Loaded};
-use crate::{conditional, health};
+use crate::{conditional, health, stall};
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const BYTES: HeaderValue = HeaderValue::from_static("bytes");
@@ -50,18 +50,30 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
     let (parts, _body) = req.into_parts();
     let s = &*state.0;
     let route = route::route(parts.uri.path());
-    let (resp, bytes) = dispatch(&state, &parts, route, peer, start).await;
+    let logged_path = parts.uri.path();
+    let logged_path = logged_path.get(..LOG_PATH_MAX).unwrap_or(logged_path);
+    let answer = dispatch(&state, &parts, route, peer, start);
+    // The head half of the request timeout (the body half is in `stall`). Dropping a
+    // dispatch midway is safe: a shared load passes to a request still waiting for it.
+    let (resp, bytes) = match s.limits.request_timeout {
+        Some(limit) => match tokio::time::timeout(limit, answer).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                tracing::warn!(path = logged_path, "no answer within the request timeout");
+                plain(StatusCode::GATEWAY_TIMEOUT, "timed out\n")
+            }
+        },
+        None => answer.await,
+    };
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     s.metrics.record(route.label(), status, bytes, elapsed);
     if s.access_log {
-        let path = parts.uri.path();
-        let path = path.get(..LOG_PATH_MAX).unwrap_or(path);
         tracing::info!(
             target: "vigil_server::access",
             client = %peer,
             method = %parts.method,
-            path,
+            path = logged_path,
             status,
             bytes,
             latency_ms = elapsed.as_micros() as f64 / 1000.0,
@@ -223,7 +235,8 @@ async fn object(
     let obj = Object::new(&stream.meta, None);
     let errors = state.clone();
     let key_owned = key.to_owned();
-    let body = Body::from_stream(stream.body.inspect_err(move |e| {
+    let body = stall::storage_stall(stream.body, s.limits.request_timeout, key);
+    let body = Body::from_stream(body.inspect_err(move |e| {
         // The client sees a cut connection; the log and the metric say why.
         errors.0.metrics.backend_error();
         tracing::warn!(key = key_owned, error = %e, "storage error while streaming");

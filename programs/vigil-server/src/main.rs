@@ -1,5 +1,6 @@
-//! vigil-server: the command line over `vigil_update_server`. Reads the config file and flags,
-//! sets up logging, opens the repository, binds, and serves until SIGTERM or SIGINT.
+//! vigil-server: the command line over the `vigil_update_server` library. Reads the config file
+//! and flags (flags win), sets up logging, opens the repository, binds, and serves until SIGTERM
+//! or SIGINT; maps each failure to its exit code. Everything HTTP lives in the library.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -10,10 +11,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 use vigil_update_server::{auth, open_storage, serve, AppState, Config, Drain, Error, LogFormat};
 
+mod fd_limit;
+
 const LONG_ABOUT: &str = "\
 Serves a vigil repository (metadata/ and targets/) read-only over HTTP, from a directory or an \
 S3 bucket prefix: GET and HEAD with ETags, If-None-Match, ranges, cache headers, per-client rate \
-limits, optional bearer tokens, /healthz and Prometheus /metrics.
+limits, optional bearer tokens, /healthz and Prometheus /metrics. A header-read timeout, a \
+request timeout that spares downloads still moving, and a cap on connections bound what slow or \
+idle clients can hold.
 
 Settings come from --config FILE (TOML), then the flags below, which win.
 
@@ -92,6 +97,19 @@ struct RunArgs {
     /// Seconds to let downloads finish after SIGTERM [config: drain_timeout_s; default 30]
     #[arg(long, value_name = "SECS")]
     drain_timeout: Option<u64>,
+    /// Seconds a client has to send a request's line and headers; idle keep-alive connections
+    /// close after as long; 0 disables [config: header_read_timeout_s; default 10]
+    #[arg(long, value_name = "SECS")]
+    header_read_timeout: Option<u64>,
+    /// Seconds a request may wait without progress: for its response head (then 504), for
+    /// storage, for the client to take bytes. A download that keeps moving is never cut; 0
+    /// disables [config: request_timeout_s; default 60]
+    #[arg(long, value_name = "SECS")]
+    request_timeout: Option<u64>,
+    /// Connections served at once; further ones wait in the listen backlog until one closes;
+    /// 0: no cap [config: max_connections; default 1024]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -117,7 +135,6 @@ fn code_of(e: &Error) -> u8 {
         Error::RepositoryMissing { .. } => 3,
         Error::Storage(vigil_repository::storage::StorageError::BadLocation(_)) => 2,
         Error::Storage(_) => 3,
-        Error::Serve(_) => 1,
         _ => 2,
     }
 }
@@ -203,6 +220,15 @@ fn load_config(args: &RunArgs) -> Result<Config, Error> {
     if let Some(v) = args.drain_timeout {
         c.drain_timeout_s = v;
     }
+    if let Some(v) = args.header_read_timeout {
+        c.header_read_timeout_s = v;
+    }
+    if let Some(v) = args.request_timeout {
+        c.request_timeout_s = v;
+    }
+    if let Some(v) = args.max_connections {
+        c.max_connections = v;
+    }
     Ok(c)
 }
 
@@ -231,6 +257,9 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         error: e.into(),
     })?;
     init_logging(&args, &config).map_err(fail(2))?;
+    if let Some(max) = config.max_connections() {
+        fd_limit::make_room_for(max);
+    }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -276,7 +305,7 @@ async fn serve_until_signal(config: Config) -> Result<(), Failure> {
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     };
-    match serve(listener, state, shutdown).await.map_err(from)? {
+    match serve(listener, state, shutdown).await {
         Drain::Complete => tracing::info!("all requests finished; bye"),
         Drain::TimedOut => tracing::warn!(
             "drain timeout ({} s) passed; cutting off the remaining downloads",
