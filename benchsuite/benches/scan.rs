@@ -196,8 +196,7 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("--swap-probe") {
         return swap_probe();
     }
-    // `cargo bench --workspace` builds the program beside this bench, wherever its target
-    // directory is.
+    // The test build puts the program beside this bench, wherever its target directory is.
     let vigil = vigil_benchsuite::program("vigil-scan");
     if !Path::new("/usr/bin/time").exists() {
         println!("SKIP: needs /usr/bin/time (Debian package time)");

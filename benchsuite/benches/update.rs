@@ -11,8 +11,8 @@
 //!    as the agent does it (the engine swapped out last is freed after its last scan, before
 //!    the next is loaded), with glibc's default malloc arenas and with `MALLOC_ARENA_MAX=2`.
 //!
-//! `cargo build --workspace --release && cargo bench --workspace --bench update` (the bench
-//! starts target/release/vigil-server, which `cargo bench` alone does not rebuild).
+//! `cargo test --workspace --release --no-run && cargo bench --workspace --bench update` (the
+//! bench starts the vigil-server of that build, which `cargo bench` alone does not rebuild).
 //!
 //! Rules: the community YARA rule set (../shared/corpora/yara-rules-community, or
 //! $VIGIL_COMMUNITY_RULES) plus rules-src's EICAR signatures, which the updater's smoke test

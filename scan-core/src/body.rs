@@ -19,7 +19,7 @@ use std::time::Instant;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use vigil_format::sigs::{BodySig, Offset, Token, MIN_ANCHOR};
 
-use crate::error::ScanError;
+use crate::error::{BodyError, ScanError};
 
 /// A pattern token with literal runs merged, so confirmation compares slices, not bytes.
 #[derive(Clone, Debug)]
@@ -105,22 +105,13 @@ pub struct BodyMatcherBuilder {
     sigs: Vec<Sig>,
 }
 
-/// Why a set of body signatures cannot be matched.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BodyError {
-    #[error("{name}: needs {MIN_ANCHOR} consecutive literal bytes to anchor on")]
-    NoAnchor { name: String },
-    #[error("building the Aho-Corasick prefilter: {0}")]
-    Prefilter(#[from] aho_corasick::BuildError),
-}
-
 impl BodyMatcherBuilder {
     pub fn add(&mut self, s: &BodySig) -> Result<(), BodyError> {
         let (start, anchor) = s.anchor();
         if anchor.len() < MIN_ANCHOR {
             return Err(BodyError::NoAnchor {
                 name: s.name.clone(),
+                min: MIN_ANCHOR,
             });
         }
         let lit: Box<[u8]> = anchor

@@ -21,7 +21,7 @@ pub enum EngineError {
     #[error("database refused: YARA rules do not compile: {0}")]
     Yara(String),
     #[error("database refused: body signatures: {0}")]
-    Body(crate::body::BodyError),
+    Body(BodyError),
 }
 
 impl From<FormatError> for EngineError {
@@ -74,4 +74,14 @@ impl Default for Limits {
             timeout: Some(Duration::from_secs(120)),
         }
     }
+}
+
+/// Why a set of body signatures cannot be matched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    #[error("{name}: needs {min} consecutive literal bytes to anchor on")]
+    NoAnchor { name: String, min: usize },
+    #[error("building the Aho-Corasick prefilter: {0}")]
+    Prefilter(#[from] aho_corasick::BuildError),
 }

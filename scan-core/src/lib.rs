@@ -24,7 +24,7 @@ pub mod walk;
 mod yara;
 
 pub use engine::{Engine, Finding, ScanReport, Scanner, SigKind};
-pub use error::{EngineError, Limits, ScanError};
+pub use error::{BodyError, EngineError, Limits, ScanError};
 pub use pool::{Finish, Pool, PoolError, Scanned, Targets};
 pub use shared::SharedEngine;
 
