@@ -18,31 +18,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vigil_agent::service::{bind, serve, ServiceConfig, ServiceError};
-use vigil_compiler::{build, sources, BuildOptions};
-use vigil_format::SecretKey;
 use vigil_scan_core::{Engine, SharedEngine};
 use vigil_tests::hostile::{big_file, truncate_when_opened, FifoSwapper};
+use vigil_tests::rules::{repo_root as root, starter_db, test_key as key};
 
 const NOBODY: u32 = 65534;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn key() -> SecretKey {
-    SecretKey::from_seed([41; 32])
-}
-
-fn db_from(dir: &Path, version: u64) -> Vec<u8> {
-    let files = sources::collect(&[dir.to_path_buf()]).expect("collect");
-    build(&files, &key(), &BuildOptions::new(version))
-        .expect("build")
-        .bytes
-}
-
-fn starter_db() -> Vec<u8> {
-    db_from(&root().join("rules-src"), 3)
-}
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()

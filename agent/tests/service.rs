@@ -17,28 +17,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use vigil_agent::service::{bind, run, serve, ServiceConfig, ServiceError};
-use vigil_compiler::{build, sources, BuildOptions};
-use vigil_format::SecretKey;
 use vigil_scan_core::service::{Client, ClientError, FileResult, ScanOptions, Status};
 use vigil_scan_core::{Engine, Limits, SharedEngine, ENGINE_VERSION};
+use vigil_tests::rules::{db_from, repo_root as root, test_key as key};
 
 const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 const EICAR_SHA256: &str = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn key() -> SecretKey {
-    SecretKey::from_seed([41; 32])
-}
-
-fn db_from(dir: &Path, version: u64) -> Vec<u8> {
-    let files = sources::collect(&[dir.to_path_buf()]).expect("collect");
-    build(&files, &key(), &BuildOptions::new(version))
-        .expect("build")
-        .bytes
-}
 
 fn engine(db: &[u8]) -> Engine {
     Engine::load(db, &[key().public()]).expect("load")

@@ -249,6 +249,14 @@ mod tests {
         t
     }
 
+    fn recursive(paths: &[PathBuf]) -> Targets<'_> {
+        Targets {
+            paths,
+            recursive: true,
+            exclude: &[],
+        }
+    }
+
     type Outcomes = BTreeMap<PathBuf, Result<usize, String>>;
 
     fn run(pool: &Pool<'_>, targets: &Targets<'_>) -> (Finish, Outcomes) {
@@ -272,11 +280,7 @@ mod tests {
         let e = engine();
         let t = tree();
         let paths = [t.path().to_path_buf()];
-        let targets = Targets {
-            paths: &paths,
-            recursive: true,
-            exclude: &[],
-        };
+        let targets = recursive(&paths);
         let (finish, one) = run(&Pool::new(&e, 1, Limits::default()), &targets);
         assert_eq!(finish, Finish::Complete);
         assert_eq!(one.len(), 42, "40 files, sub/deep and the dangling link");
@@ -309,11 +313,7 @@ mod tests {
         let e = engine();
         let t = tree();
         let paths = [t.path().to_path_buf()];
-        let targets = Targets {
-            paths: &paths,
-            recursive: true,
-            exclude: &[],
-        };
+        let targets = recursive(&paths);
         let delivered = AtomicUsize::new(0);
         let finish = Pool::new(&e, 2, Limits::default())
             .scan(&targets, &|_| {
@@ -338,11 +338,7 @@ mod tests {
         let e = engine();
         let t = tree();
         let paths = [t.path().to_path_buf()];
-        let targets = Targets {
-            paths: &paths,
-            recursive: true,
-            exclude: &[],
-        };
+        let targets = recursive(&paths);
         let delivered = AtomicUsize::new(0);
         let r = Pool::new(&e, 2, Limits::default()).scan_as(
             &targets,
@@ -362,11 +358,7 @@ mod tests {
         let e = engine();
         let t = tree();
         let paths = [t.path().to_path_buf()];
-        let targets = Targets {
-            paths: &paths,
-            recursive: true,
-            exclude: &[],
-        };
+        let targets = recursive(&paths);
         let delivered = AtomicUsize::new(0);
         let finish = Pool::new(&e, 2, Limits::default())
             .scan_as(&targets, &|| Ok(()), &|| true, &|_| {

@@ -2,11 +2,12 @@
 //! publish, serve, update, scan). The tests live in `tests/`; this library holds the real
 //! servers they start: an S3-compatible store (s3s-fs with SigV4 credentials) on 127.0.0.1, and
 //! a fault-injecting HTTP mirror (`fault`) for the updater's attack tests, and hostile local
-//! users (`hostile`) for the scanner's; and the import of third-party YARA rule sets
+//! users (`hostile`) for the scanner's; databases built from rule directories (`rules`); and the import of third-party YARA rule sets
 //! (`thirdparty`) that tests and benches over public rule sets share.
 
 pub mod fault;
 pub mod hostile;
+pub mod rules;
 pub mod s3;
 pub mod thirdparty;
 pub mod updater;
