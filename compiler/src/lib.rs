@@ -9,12 +9,14 @@
 //! key files, repositories or async runtimes, so anything that builds databases can embed it.
 
 pub mod build;
+pub mod catalog;
 pub mod diag;
 pub mod lint;
 pub mod sources;
 mod yara;
 
 pub use build::{build, BuildError, BuildOptions};
+pub use catalog::{Catalog, CatalogError, Signature, SignatureKind};
 pub use diag::{Diagnostic, OutputFormat, Severity};
 pub use lint::{lint, LintResult};
 pub use sources::{RuleFile, RuleKind, SourceError};

@@ -166,6 +166,23 @@ pub struct Scanner<'e> {
 }
 
 impl Scanner<'_> {
+    /// Per-rule YARA costs accumulated by this scanner (see [`crate::RuleCost`]); empty when
+    /// the engine has no YARA rules.
+    #[cfg(feature = "profiling")]
+    pub fn yara_profile(&self) -> Vec<crate::RuleCost> {
+        self.yara
+            .as_ref()
+            .map(YaraScanner::profile)
+            .unwrap_or_default()
+    }
+
+    #[cfg(feature = "profiling")]
+    pub fn clear_yara_profile(&mut self) {
+        if let Some(y) = &mut self.yara {
+            y.clear_profile();
+        }
+    }
+
     pub fn scan_bytes(&mut self, data: &[u8], limits: &Limits) -> Result<ScanReport, ScanError> {
         let size = data.len() as u64;
         if size > limits.max_filesize {

@@ -27,6 +27,8 @@ pub use engine::{Engine, Finding, ScanReport, Scanner, SigKind};
 pub use error::{BodyError, EngineError, Limits, ScanError};
 pub use pool::{Finish, Pool, PoolError, Scanned, Targets};
 pub use shared::SharedEngine;
+#[cfg(feature = "profiling")]
+pub use yara::RuleCost;
 
 /// Engine version reported in JSON findings.
 pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -40,8 +40,15 @@ const HEADER: usize = 8 + 32 * 3;
 /// the workspace), and the machine the native code is for.
 fn engine_build() -> String {
     format!(
-        "vigil-scan-core {} yara-x 1.22.1 native {}",
+        "vigil-scan-core {} yara-x 1.22.1{} native {}",
         env!("CARGO_PKG_VERSION"),
+        // Profiling changes the generated code (every rule reports its end), so a cache from a
+        // build with it is not one for a build without.
+        if cfg!(feature = "profiling") {
+            " rules-profiling"
+        } else {
+            ""
+        },
         std::env::consts::ARCH
     )
 }
@@ -109,7 +116,38 @@ pub struct YaraScanner<'r> {
     inner: yara_x::Scanner<'r>,
 }
 
+/// What one YARA rule cost a scanner so far, from yara-x's `rules-profiling`.
+#[cfg(feature = "profiling")]
+#[derive(Clone, Debug)]
+pub struct RuleCost {
+    pub rule: String,
+    /// Time spent evaluating the rule's condition.
+    pub condition: Duration,
+    /// Time spent verifying the rule's pattern matches.
+    pub patterns: Duration,
+}
+
 impl YaraScanner<'_> {
+    /// Per-rule costs accumulated over every scan since the last [`Self::clear_profile`].
+    /// yara-x itemises only rules that took more than 100 ms in this scanner in all.
+    #[cfg(feature = "profiling")]
+    pub fn profile(&self) -> Vec<RuleCost> {
+        self.inner
+            .slowest_rules(usize::MAX)
+            .into_iter()
+            .map(|p| RuleCost {
+                rule: p.rule.to_string(),
+                condition: p.condition_exec_time,
+                patterns: p.pattern_matching_time,
+            })
+            .collect()
+    }
+
+    #[cfg(feature = "profiling")]
+    pub fn clear_profile(&mut self) {
+        self.inner.clear_profiling_data();
+    }
+
     pub fn scan(
         &mut self,
         data: &[u8],
