@@ -131,6 +131,22 @@ impl Engine {
         )
     }
 
+    /// Every allowlist entry whose digest and size match `data`, whether or not anything
+    /// detected it. A scan names only the first entry that cleared a file (two entries for one
+    /// file, by MD5 and by SHA-256, are common); the release gate tests each entry on its own.
+    pub fn allowlist_entries(&self, data: &[u8]) -> Vec<String> {
+        let size = data.len() as u64;
+        if !self.allow.wants(size) {
+            return Vec::new();
+        }
+        let d = digests(data, self.allow.kinds());
+        self.allow
+            .lookup(&d, size)
+            .into_iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
     /// A scanner over this engine. Reuse one per thread: it keeps yara-x's scanner (a wasm
     /// instance, expensive to create) from file to file.
     pub fn scanner(&self) -> Scanner<'_> {

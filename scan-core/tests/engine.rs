@@ -81,6 +81,29 @@ fn starter_set_detects_and_allowlists() {
 }
 
 #[test]
+fn allowlist_entries_lists_every_entry_the_scan_names_only_one_of() {
+    let engine = Engine::load(&starter_db(), &[key().public()]).expect("load");
+    let fixture = std::fs::read(root().join("samples/waf-test-fixture.php")).expect("sample");
+    let mut all = engine.allowlist_entries(&fixture);
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            "Vigil.Allow.WafTestFixture-MD5",
+            "Vigil.Allow.WafTestFixture-SHA256"
+        ]
+    );
+    // The scan reports one of them, which is why the gate needs the full list.
+    let r = engine
+        .scan_bytes(&fixture, &Limits::default())
+        .expect("scan");
+    assert!(all.contains(&r.allowlisted.expect("cleared")));
+    let shell = std::fs::read(root().join("samples/webshell.php")).expect("sample");
+    assert!(engine.allowlist_entries(&shell).is_empty());
+    assert!(engine.allowlist_entries(b"").is_empty());
+}
+
+#[test]
 fn refuses_bad_databases_without_building_anything() {
     let db = starter_db();
     let other = SecretKey::from_seed([12; 32]).public();
