@@ -7,6 +7,7 @@ mod inspect;
 mod keygen;
 mod lint;
 mod repo;
+mod test;
 
 use std::path::PathBuf;
 
@@ -115,6 +116,17 @@ enum Cmd {
     /// Create a TUF repository, rotate its root, renew its signatures.
     #[command(subcommand)]
     Repo(repo::RepoCmd),
+    /// Run the per-signature tests (`*.test.toml`) under RULES_DIR through the real engine and
+    /// print coverage. Exit 1: a test failed, the rules do not build, or (--require-coverage) a
+    /// signature lacks a positive or a negative test; 2: bad test files or I/O errors.
+    Test {
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Fail unless every signature has at least one positive and one negative test.
+        #[arg(long)]
+        require_coverage: bool,
+        rules_dir: PathBuf,
+    },
     /// Apply a delta to OLD; OUT is written only if it is exactly the database the delta names.
     Apply {
         old: PathBuf,
@@ -159,5 +171,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Apply { old, delta, output } => delta::apply(&old, &delta, &output),
         Cmd::Publish(args) => repo::publish(*args),
         Cmd::Repo(cmd) => repo::repo(cmd),
+        Cmd::Test {
+            format,
+            require_coverage,
+            rules_dir,
+        } => test::run(&rules_dir, format.into(), require_coverage),
     }
 }
