@@ -177,26 +177,27 @@ pub fn run(rules_dir: &Path) -> Result<Outcome, SigTestError> {
             problems.push(problem(1, 1, "test/utf8", "test file is not UTF-8".into()));
             continue;
         };
-        let parsed = match testfile::parse(text) {
-            Ok(t) => t,
-            Err(ps) => {
-                problems.extend(
-                    ps.into_iter()
-                        .map(|p| problem(p.line, p.column, p.code, p.message)),
-                );
-                continue;
-            }
-        };
+        let (parsed, ps) = testfile::parse(text);
+        problems.extend(
+            ps.into_iter()
+                .map(|p| problem(p.line, p.column, p.code, p.message)),
+        );
         let dir = path.parent().unwrap_or(rules_dir);
         for t in parsed {
             tests += 1;
+            if t.signature.is_empty() {
+                continue; // reported by the parser
+            }
             if catalog.get(&t.signature).is_none() {
+                let hint = similar(&catalog, &t.signature)
+                    .map(|n| format!(" (did you mean {n:?}?)"))
+                    .unwrap_or_default();
                 problems.push(problem(
                     t.line,
-                    1,
+                    t.column,
                     "test/unknown-signature",
                     format!(
-                        "no signature named {:?} in {}",
+                        "no signature named {:?} in {}{hint}",
                         t.signature,
                         rules_dir.display()
                     ),
@@ -230,6 +231,7 @@ pub fn run(rules_dir: &Path) -> Result<Outcome, SigTestError> {
         }
     }
     if !problems.is_empty() {
+        problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         return Err(SigTestError::TestFiles(problems));
     }
 
@@ -315,6 +317,23 @@ pub fn run(rules_dir: &Path) -> Result<Outcome, SigTestError> {
         failures,
         coverage,
     })
+}
+
+/// A signature whose name differs from `name` only in case or in `.`, `-` and `_` (YARA
+/// identifiers cannot hold `.` or `-`, so names are easily mixed up between formats).
+fn similar<'c>(catalog: &'c Catalog, name: &str) -> Option<&'c str> {
+    let fold = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '.' | '-' | '_'))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let want = fold(name);
+    catalog
+        .signatures
+        .iter()
+        .find(|s| fold(&s.name) == want)
+        .map(|s| s.name.as_str())
 }
 
 /// Scans every sample once, on every core, each thread with its own scanner. Reading a

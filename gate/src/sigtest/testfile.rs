@@ -24,8 +24,9 @@ pub const SUFFIX: &str = ".test.toml";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Test {
     pub signature: String,
-    /// 1-based line of the `signature` value.
+    /// 1-based line and column of the `signature` value.
     pub line: usize,
+    pub column: usize,
     pub detect: Vec<SampleRef>,
     pub ignore: Vec<SampleRef>,
 }
@@ -73,18 +74,24 @@ struct RawTest {
     ignore: Vec<Spanned<Value>>,
 }
 
-/// Parses one test file's text: every test, or every problem found.
-pub fn parse(text: &str) -> Result<Vec<Test>, Vec<Problem>> {
+/// Parses one test file's text: the tests it could read, and every problem found. A test
+/// whose samples have problems keeps the others, so that the caller can still check its
+/// signature name and sample paths and report everything at once.
+pub fn parse(text: &str) -> (Vec<Test>, Vec<Problem>) {
     // TOML syntax, unknown keys and wrong types: toml stops at the first, with its position.
-    let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-        vec![Problem {
-            line,
-            column,
-            code: "test/toml",
-            message: e.message().trim_end().to_string(),
-        }]
-    })?;
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            let problem = Problem {
+                line,
+                column,
+                code: "test/toml",
+                message: e.message().trim_end().to_string(),
+            };
+            return (Vec::new(), vec![problem]);
+        }
+    };
     let mut problems = Vec::new();
     if raw.test.is_empty() {
         problems.push(Problem {
@@ -124,15 +131,12 @@ pub fn parse(text: &str) -> Result<Vec<Test>, Vec<Problem>> {
         tests.push(Test {
             signature,
             line,
+            column,
             detect,
             ignore,
         });
     }
-    if problems.is_empty() {
-        Ok(tests)
-    } else {
-        Err(problems)
-    }
+    (tests, problems)
 }
 
 fn sample(text: &str, v: Spanned<Value>) -> Result<SampleRef, Problem> {
@@ -240,8 +244,9 @@ mod tests {
     use super::*;
 
     fn problems(text: &str) -> Vec<(usize, usize, &'static str, String)> {
-        parse(text)
-            .expect_err("problems expected")
+        let (_, problems) = parse(text);
+        assert!(!problems.is_empty(), "problems expected");
+        problems
             .into_iter()
             .map(|p| (p.line, p.column, p.code, p.message))
             .collect()
@@ -262,10 +267,11 @@ ignore = [{ name = "bytes", hex = "58 35 4f\n21" }]
 signature = "Sig.B-1"
 ignore = ["b.bin"]
 "#;
-        let tests = parse(text).expect("parses");
+        let (tests, problems) = parse(text);
+        assert_eq!(problems, []);
         assert_eq!(tests.len(), 2);
         assert_eq!(tests[0].signature, "Sig_A");
-        assert_eq!(tests[0].line, 3);
+        assert_eq!((tests[0].line, tests[0].column), (3, 13));
         assert_eq!(
             tests[0].detect,
             [
@@ -360,6 +366,10 @@ signature = "B"
         assert!(p[1].3.contains("odd number"), "{}", p[1].3);
         assert!(p[5].3.contains("unknown key `txt`"), "{}", p[5].3);
         assert!(p[6].3.contains("not an integer"), "{}", p[6].3);
+        // The tests are still there, without the bad samples, for the caller's checks.
+        let (tests, _) = parse(text);
+        assert_eq!(tests.len(), 2);
+        assert_eq!(tests[0].detect.len(), 0);
     }
 
     #[test]
