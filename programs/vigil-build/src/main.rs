@@ -3,8 +3,10 @@
 //! vigil-format and vigil-repository libraries: parsing, files, keys, the async runtime and exit
 //! codes live here; one module per subcommand under `cli/`.
 //!
-//! Exit codes: 0 success; 1 lint errors (or warnings with --deny-warnings); 2 usage, I/O or
-//! bad-input errors (a database or delta that fails verification, a missing key, ...);
+//! Exit codes: 0 success; 1 lint errors (or warnings with --deny-warnings), and for `test` a
+//! failed per-signature test, rules that do not build, or (with --require-coverage) a signature
+//! without a positive or a negative test; 2 usage, I/O or bad-input errors (a database or delta
+//! that fails verification, a missing key, bad test files, ...);
 //! 3 publish refused, the version is not newer than the published one; 4 publish lost a race
 //! to another publisher (nothing of this run is live; rerun).
 
