@@ -368,6 +368,8 @@ fn scan_all(
                                     source,
                                 });
                             }
+                            // The run fails anyway: the other threads stop too.
+                            next.store(n, Ordering::Relaxed);
                             break;
                         }
                     };
