@@ -2,10 +2,12 @@
 
 mod build;
 mod delta;
+mod diff;
 mod files;
 mod inspect;
 mod keygen;
 mod lint;
+mod live;
 mod repo;
 
 use std::path::PathBuf;
@@ -86,12 +88,9 @@ enum Cmd {
         pubkey: Vec<PathBuf>,
         db: PathBuf,
     },
-    /// Print a database's version, signature counts and section sizes.
-    Info {
-        #[arg(long)]
-        json: bool,
-        db: PathBuf,
-    },
+    /// Print a database's version, signature counts and section sizes; with --repo or --url,
+    /// those of a repository's live release and its target metadata (gate override).
+    Info(inspect::InfoArgs),
     /// Generate a signing key pair: NAME.key (mode 0600) and NAME.pub.
     Keygen {
         #[arg(short = 'o', long)]
@@ -115,6 +114,9 @@ enum Cmd {
     /// Create a TUF repository, rotate its root, renew its signatures.
     #[command(subcommand)]
     Repo(repo::RepoCmd),
+    /// What NEW changes against OLD or the live release: signatures added, removed and changed,
+    /// section sizes, engine version (always exit 0; 2 on errors).
+    Diff(diff::DiffArgs),
     /// Apply a delta to OLD; OUT is written only if it is exactly the database the delta names.
     Apply {
         old: PathBuf,
@@ -149,7 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             level,
         }),
         Cmd::Verify { pubkey, db } => inspect::verify(&pubkey, &db),
-        Cmd::Info { json, db } => inspect::info(&db, json),
+        Cmd::Info(args) => inspect::info(args),
         Cmd::Keygen {
             out_dir,
             name,
@@ -159,5 +161,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Apply { old, delta, output } => delta::apply(&old, &delta, &output),
         Cmd::Publish(args) => repo::publish(*args),
         Cmd::Repo(cmd) => repo::repo(cmd),
+        Cmd::Diff(args) => diff::run(args),
     }
 }
