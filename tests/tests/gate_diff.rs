@@ -403,6 +403,11 @@ fn live_release_from_a_repository_and_a_server_with_the_override() {
         r.stderr
     );
     assert!(r.stderr.contains("added (13)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("diff (nothing) -> old.vdb"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("gate override"), "{}", r.stderr);
 
     // A reason that is not one line of text is refused before anything is written.
@@ -417,12 +422,13 @@ fn live_release_from_a_repository_and_a_server_with_the_override() {
     let r = f.vigil_build(&[&publish[..], &["new.vdb", "--override-gate", REASON]].concat());
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stderr.contains("diff vigil-1.vdb -> candidate"),
+        r.stderr.contains("diff vigil-1.vdb -> new.vdb"),
         "{}",
         r.stderr
     );
     assert!(r.stderr.contains("changed (4)"), "{}", r.stderr);
-    assert!(r.stderr.contains(REASON), "{}", r.stderr);
+    let recorded = format!("gate override recorded in the target's metadata: {REASON}");
+    assert!(r.stderr.contains(&recorded), "{}", r.stderr);
     let targets = targets_json(&f.path("repo"));
     assert_eq!(targets["vigil-2.vdb"]["custom"]["gate_override"], REASON);
     assert_eq!(targets["vigil-2.vdb"]["custom"]["kind"], "full");

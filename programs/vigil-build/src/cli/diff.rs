@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Args as ClapArgs, ValueEnum};
 use vigil_gate::diff::{diff, render, DiffFormat, Side};
 use vigil_repository::live;
@@ -76,7 +75,12 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
 
 /// What `publish` prints before it commits: the human diff of `db` against the live release,
 /// on stderr. Never fatal: a diff that cannot be made is a warning, and publishing goes on.
-pub async fn print_before_publish(storage: Arc<dyn Storage>, trusted_root: &[u8], db: &[u8]) {
+pub async fn print_before_publish(
+    storage: Arc<dyn Storage>,
+    trusted_root: &[u8],
+    label: &str,
+    db: &[u8],
+) {
     let location = storage.location();
     // Expired metadata is fine: the publish is about to renew it.
     let text = match live::from_storage(storage, trusted_root, true).await {
@@ -85,7 +89,7 @@ pub async fn print_before_publish(storage: Arc<dyn Storage>, trusted_root: &[u8]
                 Some(l) => Some(super::live::side(l, &location, &[])?),
                 None => None,
             };
-            let new = Side::read("candidate", db, &[], None).context("the candidate")?;
+            let new = Side::read(label, db, &[], None)?;
             Ok(render(&diff(old.as_ref(), &new), DiffFormat::Human))
         })(),
         Err(e) => Err(e.into()),

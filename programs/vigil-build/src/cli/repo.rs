@@ -370,10 +370,9 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u8> {
                 }
                 (None, None) => anyhow::bail!("give --rules or --db"),
             };
-            super::diff::print_before_publish(storage.clone(), &trusted, &db).await;
-            if let Some(reason) = &opts.gate_override {
-                eprintln!("recording a gate override in the target's metadata: {reason}");
-            }
+            let label = args.db.as_ref().or(args.rules.as_ref());
+            let label = label.map(|p| p.display().to_string()).unwrap_or_default();
+            super::diff::print_before_publish(storage.clone(), &trusted, &label, &db).await;
             match publish::publish(storage.clone(), &trusted, &keys, Some(db), &opts).await {
                 Ok(p) => {
                     let bytes: u64 = p.uploaded.iter().map(|(_, n)| n).sum();
@@ -390,6 +389,9 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u8> {
                         p.metadata_version,
                         bytes
                     );
+                    if let Some(reason) = &opts.gate_override {
+                        eprintln!("gate override recorded in the target's metadata: {reason}");
+                    }
                     return Ok(EXIT_OK);
                 }
                 Err(e @ RepoError::Conflict { .. }) if attempt < attempts => {
