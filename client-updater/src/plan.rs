@@ -67,6 +67,7 @@ pub fn choose(
         let TargetInfo::Full {
             db_version,
             min_engine_version,
+            ..
         } = c.info
         else {
             continue;
@@ -161,6 +162,7 @@ mod tests {
             info: TargetInfo::Full {
                 db_version: v,
                 min_engine_version: engine,
+                gate_override: None,
             },
         }
     }

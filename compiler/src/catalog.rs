@@ -11,11 +11,13 @@
 //!   source text from the identifier to the end of the condition (tags, meta, strings and
 //!   condition). A comment inside a rule therefore counts as a change; one outside does not.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+use vigil_format::container::Parsed;
 use vigil_format::sections::{decode_lines, SourceFiles};
 use vigil_format::sigs::{parse_hash_line, parse_ndb_line, HashFile};
 use vigil_format::{FormatError, SectionKind, Verified};
@@ -109,8 +111,25 @@ impl Catalog {
 
     /// The catalog of a verified database: its embedded YARA sources and its records.
     pub fn from_database(v: &Verified<'_>) -> Result<Self, CatalogError> {
+        Self::from_sections(|kind| v.section(kind))
+    }
+
+    /// The catalog of a database whose signature was not checked: for reports that read a
+    /// database without its key (`vigil-build diff` and `info`), never for scanning. The
+    /// caller checks the section hashes first (`Parsed::check_hashes`) so a damaged file is
+    /// named as such rather than as a bad record.
+    pub fn from_parsed(p: &Parsed<'_>) -> Result<Self, CatalogError> {
+        Self::from_sections(|kind| match p.entries.iter().position(|e| e.kind == kind) {
+            Some(i) => p.section_bytes(i).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    fn from_sections<'a>(
+        read: impl Fn(SectionKind) -> Result<Option<Cow<'a, [u8]>>, FormatError>,
+    ) -> Result<Self, CatalogError> {
         let mut signatures = Vec::new();
-        if let Some(raw) = v.section(SectionKind::Yara)? {
+        if let Some(raw) = read(SectionKind::Yara)? {
             for f in SourceFiles::decode(&raw)? {
                 yara_rules(&f.path, &f.text, &mut signatures)?;
             }
@@ -122,7 +141,7 @@ impl Catalog {
             (SectionKind::Fp, RuleKind::Hash(HashFileKind::Fp)),
             (SectionKind::Sfp, RuleKind::Hash(HashFileKind::Sfp)),
         ] {
-            let Some(raw) = v.section(section)? else {
+            let Some(raw) = read(section)? else {
                 continue;
             };
             for (i, line) in decode_lines(&raw)?.into_iter().enumerate() {
@@ -228,6 +247,29 @@ mod tests {
             kind: RuleKind::from_path(std::path::Path::new(rel)).expect("kind"),
             text: Ok(text.into()),
         }
+    }
+
+    #[test]
+    fn unverified_database_gives_the_same_catalog() {
+        let yar = "rule A { meta: severity = \"low\" description = \"d\" author = \"a\" reference = \"r\" date = \"2026-01-01\" strings: $a = \"xyz\" condition: $a }\n";
+        let files = [
+            file("y.yar", yar),
+            file("b.ndb", "Sig.One-1:0:*:41424344\n"),
+            file(
+                "a.sfp",
+                "471a1dc7ee714bd5e815d3965f4510c629ff3289eaccbf8e90d9effbdf9ab304:192:Allow.Y\n",
+            ),
+        ];
+        let key = vigil_format::SecretKey::from_seed([5; 32]);
+        let db = crate::build(&files, &key, &crate::BuildOptions::new(1))
+            .expect("build")
+            .bytes;
+        let verified = vigil_format::container::verify(&db, &[key.public()]).expect("verify");
+        let parsed = Parsed::parse(&db).expect("parse");
+        let a = Catalog::from_database(&verified).expect("verified catalog");
+        let b = Catalog::from_parsed(&parsed).expect("parsed catalog");
+        assert_eq!(a.signatures, b.signatures);
+        assert_eq!(a.len(), 3);
     }
 
     #[test]

@@ -7,4 +7,5 @@
 //! exactly what its author thinks. A library only: `vigil-build test`, `check` and `diff` are
 //! thin commands over it.
 
+pub mod diff;
 pub mod sigtest;

@@ -38,13 +38,22 @@ pub fn snapshot_key(version: u64) -> String {
 }
 
 /// The `custom` object of a target in targets.json: what a client needs to choose a download
-/// without fetching it. Integers and strings only: canonical JSON has no floats.
+/// without fetching it, and what a release says about itself. Integers and strings only:
+/// canonical JSON has no floats.
+///
+/// Fields are only ever added, optional and left out when empty: clients parse with serde's
+/// default of ignoring fields they do not know, so an older client reads newer metadata (the
+/// test below keeps the pre-`gate_override` shape to prove it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TargetInfo {
     Full {
         db_version: u64,
         min_engine_version: u32,
+        /// Why this release was published although the release gate failed
+        /// (`vigil-build publish --override-gate REASON`); absent when it passed or was not run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gate_override: Option<String>,
     },
     Delta {
         /// The version this delta produces.
@@ -62,6 +71,14 @@ impl TargetInfo {
     pub fn db_version(&self) -> u64 {
         match self {
             Self::Full { db_version, .. } | Self::Delta { db_version, .. } => *db_version,
+        }
+    }
+
+    /// The reason recorded when this release bypassed the release gate.
+    pub fn gate_override(&self) -> Option<&str> {
+        match self {
+            Self::Full { gate_override, .. } => gate_override.as_deref(),
+            Self::Delta { .. } => None,
         }
     }
 
@@ -98,5 +115,52 @@ mod tests {
         assert_eq!(c["base_version"], 2);
         assert_eq!(TargetInfo::from_custom(&c), Some(d));
         assert_eq!(TargetInfo::from_custom(&HashMap::new()), None);
+    }
+
+    /// `TargetInfo` as released before `gate_override` existed: what older clients parse with.
+    #[derive(Debug, PartialEq, Eq, Deserialize)]
+    #[serde(tag = "kind", rename_all = "lowercase")]
+    enum OldTargetInfo {
+        Full {
+            db_version: u64,
+            min_engine_version: u32,
+        },
+    }
+
+    #[test]
+    fn gate_override_is_optional_both_ways() {
+        let with = TargetInfo::Full {
+            db_version: 4,
+            min_engine_version: 1,
+            gate_override: Some("known FP on a vendor tool, fixed in 5".into()),
+        };
+        let c = with.to_custom();
+        assert_eq!(c["gate_override"], "known FP on a vendor tool, fixed in 5");
+        assert_eq!(TargetInfo::from_custom(&c), Some(with.clone()));
+        assert_eq!(
+            with.gate_override(),
+            Some("known FP on a vendor tool, fixed in 5")
+        );
+        // An older client still reads the release it is offered.
+        let map: serde_json::Map<String, Value> = c.into_iter().collect();
+        let old: OldTargetInfo = serde_json::from_value(Value::Object(map)).unwrap();
+        assert_eq!(
+            old,
+            OldTargetInfo::Full {
+                db_version: 4,
+                min_engine_version: 1
+            }
+        );
+        // Without an override the field is absent (metadata of a gated release is unchanged),
+        // and metadata written before the field existed still parses.
+        let without = TargetInfo::Full {
+            db_version: 4,
+            min_engine_version: 1,
+            gate_override: None,
+        };
+        let c = without.to_custom();
+        assert!(!c.contains_key("gate_override"));
+        assert_eq!(c.len(), 3);
+        assert_eq!(TargetInfo::from_custom(&c), Some(without));
     }
 }

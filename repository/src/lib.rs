@@ -11,6 +11,7 @@
 pub mod error;
 pub mod keys;
 pub mod layout;
+pub mod live;
 pub mod publish;
 pub mod storage;
 pub mod tuf;

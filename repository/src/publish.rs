@@ -40,6 +40,9 @@ pub struct PublishOptions {
     /// is still uploading.
     pub gc_grace: Duration,
     pub progress: bool,
+    /// Recorded in the new database's target metadata (`TargetInfo::Full::gate_override`):
+    /// why it ships although the release gate failed. Publishing itself does not look at it.
+    pub gate_override: Option<String>,
 }
 
 impl Default for PublishOptions {
@@ -49,6 +52,7 @@ impl Default for PublishOptions {
             expiry: Expiry::default(),
             gc_grace: Duration::from_secs(3600),
             progress: false,
+            gate_override: None,
         }
     }
 }
@@ -435,6 +439,7 @@ pub async fn publish(
             let full = TargetInfo::Full {
                 db_version: version,
                 min_engine_version: min_engine,
+                gate_override: opts.gate_override.clone(),
             };
             let name = tname(&layout::full_name(version))?;
             new_blobs.push((name, target_of(&db, &full), Bytes::from(db.clone())));

@@ -191,7 +191,8 @@ async fn three_versions_published_to_s3_read_back_through_vigil_server() {
                 min_engine_version: vigil_format::container::Parsed::parse(d)
                     .unwrap()
                     .header
-                    .min_engine_version
+                    .min_engine_version,
+                gate_override: None,
             })
         );
         let stream = repo.read_target(&name).await.unwrap().unwrap();

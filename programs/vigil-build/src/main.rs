@@ -1,14 +1,15 @@
 //! vigil-build: lint rule sources, build signed databases, verify and inspect them, make keys
-//! and deltas, and publish them to a TUF repository. A thin layer over the vigil-compiler,
-//! vigil-format and vigil-repository libraries: parsing, files, keys, the async runtime and exit
-//! codes live here; one module per subcommand under `cli/`.
+//! and deltas, diff releases, and publish them to a TUF repository. A thin layer over the
+//! vigil-compiler, vigil-format, vigil-gate and vigil-repository libraries: parsing, files,
+//! keys, the async runtime and exit codes live here; one module per subcommand under `cli/`.
 //!
 //! Exit codes: 0 success; 1 lint errors (or warnings with --deny-warnings), and for `test` a
 //! failed per-signature test, rules that do not build, or (with --require-coverage) a signature
 //! without a positive or a negative test; 2 usage, I/O or bad-input errors (a database or delta
 //! that fails verification, a missing key, bad test files, ...);
 //! 3 publish refused, the version is not newer than the published one; 4 publish lost a race
-//! to another publisher (nothing of this run is live; rerun).
+//! to another publisher (nothing of this run is live; rerun). `diff` exits 0 whatever the
+//! databases differ by (a diff is information) and 2 when it cannot read one.
 
 mod cli;
 

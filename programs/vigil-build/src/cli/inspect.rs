@@ -1,12 +1,15 @@
-//! verify and info.
+//! verify and info (of a file, or of a repository's live release with its target metadata).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clap::Args as ClapArgs;
 use serde_json::json;
 use vigil_format::container::{verify as verify_db, Parsed};
+use vigil_repository::live::LiveDatabase;
 
 use super::files::{load_public, read};
+use super::live::LiveArgs;
 use super::EXIT_OK;
 
 pub fn verify(pubkeys: &[PathBuf], db: &Path) -> anyhow::Result<u8> {
@@ -26,11 +29,55 @@ pub fn verify(pubkeys: &[PathBuf], db: &Path) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-pub fn info(db: &Path, as_json: bool) -> anyhow::Result<u8> {
-    let bytes = read(db)?;
-    let p = Parsed::parse(&bytes).with_context(|| format!("{}", db.display()))?;
-    p.check_hashes()
-        .with_context(|| format!("{}", db.display()))?;
+#[derive(ClapArgs, Clone, Debug)]
+pub struct InfoArgs {
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// A database file; or --repo/--url (with --root) for a repository's live release.
+    #[arg(
+        required_unless_present_any = ["repo", "url"],
+        conflicts_with_all = ["repo", "url"]
+    )]
+    pub db: Option<PathBuf>,
+}
+
+pub fn info(args: InfoArgs) -> anyhow::Result<u8> {
+    match (&args.db, args.live.location()) {
+        (Some(db), _) => show(&db.display().to_string(), &read(db)?, None, args.json),
+        (None, Some(location)) => {
+            let live = args
+                .live
+                .fetch()?
+                .with_context(|| format!("{location} has no database yet"))?;
+            show(&live.name, &live.bytes, Some((location, &live)), args.json)
+        }
+        (None, None) => anyhow::bail!("give a database file, or --repo or --url"),
+    }
+}
+
+/// Text from a repository's metadata, safe for a terminal.
+fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn show(
+    label: &str,
+    bytes: &[u8],
+    live: Option<(&str, &LiveDatabase)>,
+    as_json: bool,
+) -> anyhow::Result<u8> {
+    let p = Parsed::parse(bytes).with_context(|| label.to_string())?;
+    p.check_hashes().with_context(|| label.to_string())?;
     let h = &p.header;
     let sections: Vec<_> = p
         .entries
@@ -47,8 +94,17 @@ pub fn info(db: &Path, as_json: bool) -> anyhow::Result<u8> {
         })
         .collect();
     if as_json {
+        let target = live.map(|(location, l)| {
+            json!({
+                "repository": location,
+                "name": l.name,
+                "sha256": l.sha256,
+                "gate_override": l.info.gate_override(),
+                "custom": l.info.to_custom(),
+            })
+        });
         let out = json!({
-            "path": db.display().to_string(),
+            "path": label,
             "format_version": h.format_version,
             "db_version": h.db_version,
             "min_engine_version": h.min_engine_version,
@@ -56,11 +112,22 @@ pub fn info(db: &Path, as_json: bool) -> anyhow::Result<u8> {
             "key_id": hex::encode(h.key_id),
             "size": bytes.len(),
             "sections": sections,
+            "target": target,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(EXIT_OK);
     }
-    println!("database        {}", db.display());
+    if let Some((location, l)) = live {
+        println!("repository      {}", clean(location));
+        println!("live target     {} (sha256 {})", clean(&l.name), l.sha256);
+        println!(
+            "gate override   {}",
+            l.info
+                .gate_override()
+                .map_or("none (published through the gate)".to_string(), clean)
+        );
+    }
+    println!("database        {}", clean(label));
     println!("version         {}", h.db_version);
     println!(
         "format          {} (needs engine >= {})",

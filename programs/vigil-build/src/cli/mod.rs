@@ -2,10 +2,12 @@
 
 mod build;
 mod delta;
+mod diff;
 mod files;
 mod inspect;
 mod keygen;
 mod lint;
+mod live;
 mod repo;
 mod test;
 
@@ -87,12 +89,9 @@ enum Cmd {
         pubkey: Vec<PathBuf>,
         db: PathBuf,
     },
-    /// Print a database's version, signature counts and section sizes.
-    Info {
-        #[arg(long)]
-        json: bool,
-        db: PathBuf,
-    },
+    /// Print a database's version, signature counts and section sizes; with --repo or --url,
+    /// those of a repository's live release and its target metadata (gate override).
+    Info(inspect::InfoArgs),
     /// Generate a signing key pair: NAME.key (mode 0600) and NAME.pub.
     Keygen {
         #[arg(short = 'o', long)]
@@ -127,6 +126,9 @@ enum Cmd {
         require_coverage: bool,
         rules_dir: PathBuf,
     },
+    /// What NEW changes against OLD or the live release: signatures added, removed and changed,
+    /// section sizes, engine version (always exit 0; 2 on errors).
+    Diff(diff::DiffArgs),
     /// Apply a delta to OLD; OUT is written only if it is exactly the database the delta names.
     Apply {
         old: PathBuf,
@@ -161,7 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             level,
         }),
         Cmd::Verify { pubkey, db } => inspect::verify(&pubkey, &db),
-        Cmd::Info { json, db } => inspect::info(&db, json),
+        Cmd::Info(args) => inspect::info(args),
         Cmd::Keygen {
             out_dir,
             name,
@@ -176,5 +178,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             require_coverage,
             rules_dir,
         } => test::run(&rules_dir, format.into(), require_coverage),
+        Cmd::Diff(args) => diff::run(args),
     }
 }

@@ -107,8 +107,31 @@ pub struct PublishArgs {
     pub deny_warnings: bool,
     #[arg(long, default_value_t = vigil_format::container::DEFAULT_LEVEL)]
     pub level: i32,
+    /// Publish although the release gate fails, and record REASON in the database's target
+    /// metadata (`gate_override`), where `diff` and `info` show it.
+    #[arg(long, value_name = "REASON", value_parser = gate_override_reason)]
+    pub override_gate: Option<String>,
     #[command(flatten)]
     pub lifetimes: Lifetimes,
+}
+
+/// Longest reason recorded: it travels in targets.json, which every client fetches.
+const MAX_REASON: usize = 500;
+
+/// A reason is one line of text people read in `diff` and `info`: not empty, no control
+/// characters, bounded.
+fn gate_override_reason(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("give the reason the gate is overridden".into());
+    }
+    if s.chars().any(char::is_control) {
+        return Err("one line of text, without control characters".into());
+    }
+    if s.chars().count() > MAX_REASON {
+        return Err(format!("at most {MAX_REASON} characters"));
+    }
+    Ok(s.to_string())
 }
 
 #[derive(Subcommand, Clone, Debug)]
@@ -171,7 +194,7 @@ pub enum RepoCmd {
     },
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -321,6 +344,7 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u8> {
             expiry: args.lifetimes.expiry(),
             gc_grace: Duration::from_secs(args.gc_grace),
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            gate_override: args.override_gate.clone(),
         };
         // With an automatic version a lost race is retried on top of the winner; an explicit
         // version is the author's decision, so a conflict is reported instead.
@@ -346,6 +370,9 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u8> {
                 }
                 (None, None) => anyhow::bail!("give --rules or --db"),
             };
+            let label = args.db.as_ref().or(args.rules.as_ref());
+            let label = label.map(|p| p.display().to_string()).unwrap_or_default();
+            super::diff::print_before_publish(storage.clone(), &trusted, &label, &db).await;
             match publish::publish(storage.clone(), &trusted, &keys, Some(db), &opts).await {
                 Ok(p) => {
                     let bytes: u64 = p.uploaded.iter().map(|(_, n)| n).sum();
@@ -362,6 +389,9 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u8> {
                         p.metadata_version,
                         bytes
                     );
+                    if let Some(reason) = &opts.gate_override {
+                        eprintln!("gate override recorded in the target's metadata: {reason}");
+                    }
                     return Ok(EXIT_OK);
                 }
                 Err(e @ RepoError::Conflict { .. }) if attempt < attempts => {
