@@ -35,6 +35,9 @@ echo "== keygen (throwaway demo key; real keys: see keys/README.md)"
 echo "== lint rules-src/"
 "$bin" lint --deny-warnings rules-src
 
+echo "== release gate 1: per-signature tests (each signature's positive and near-miss samples)"
+"$bin" test --require-coverage rules-src
+
 echo "== build version 1"
 "$bin" build --rules rules-src --key "$work/keys/vigil.key" --version 1 -o "$work/vigil-1.vdb"
 "$bin" verify --pubkey "$work/keys/vigil.pub" "$work/vigil-1.vdb"
