@@ -20,4 +20,4 @@ pub use catalog::{Catalog, CatalogError, Signature, SignatureKind};
 pub use diag::{Diagnostic, OutputFormat, Severity};
 pub use lint::{lint, lint_with, LintOptions, LintResult};
 pub use sources::{RuleFile, RuleKind, SourceError};
-pub use yara::{check_yara_sources, YaraRejected, SLOW_YARA_CODES};
+pub use yara::{check_yara_sources, check_yara_sources_with, YaraRejected, SLOW_YARA_CODES};

@@ -76,7 +76,15 @@ pub struct YaraRejected {
 pub fn check_yara_sources<'s>(
     sources: impl IntoIterator<Item = (&'s str, &'s str)>,
 ) -> Result<(), YaraRejected> {
-    let mut c = compiler(&LintOptions::default());
+    check_yara_sources_with(sources, &LintOptions::default())
+}
+
+/// [`check_yara_sources`] with other [`LintOptions`] (slow rules kept, to measure them).
+pub fn check_yara_sources_with<'s>(
+    sources: impl IntoIterator<Item = (&'s str, &'s str)>,
+    opts: &LintOptions,
+) -> Result<(), YaraRejected> {
+    let mut c = compiler(opts);
     for (index, (origin, text)) in sources.into_iter().enumerate() {
         if let Err(e) = c.add_source(yara_x::SourceCode::from(text).with_origin(origin)) {
             return Err(YaraRejected {

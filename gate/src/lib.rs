@@ -6,3 +6,7 @@
 //! goodware, no rule is too costly to run on every file of a fleet, and a release changes
 //! exactly what its author thinks. A library only: `vigil-build test`, `check` and `diff` are
 //! thin commands over it.
+
+pub mod check;
+
+pub use check::{CheckError, CheckReport, CheckRequest};

@@ -3,8 +3,10 @@
 //! vigil-format and vigil-repository libraries: parsing, files, keys, the async runtime and exit
 //! codes live here; one module per subcommand under `cli/`.
 //!
-//! Exit codes: 0 success; 1 lint errors (or warnings with --deny-warnings); 2 usage, I/O or
-//! bad-input errors (a database or delta that fails verification, a missing key, ...);
+//! Exit codes: 0 success; 1 lint errors (or warnings with --deny-warnings), or `check` failed
+//! (a new false positive on goodware, a rule over the cost budget, a rule yara-x flags as
+//! slow); 2 usage, I/O or bad-input errors (a database, baseline or delta that fails
+//! verification, a missing key, rules that do not compile, an empty goodware corpus, ...);
 //! 3 publish refused, the version is not newer than the published one; 4 publish lost a race
 //! to another publisher (nothing of this run is live; rerun).
 

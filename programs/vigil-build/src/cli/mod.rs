@@ -1,6 +1,7 @@
 //! Command-line parsing and one module per subcommand.
 
 mod build;
+mod check;
 mod delta;
 mod files;
 mod inspect;
@@ -115,6 +116,9 @@ enum Cmd {
     /// Create a TUF repository, rotate its root, renew its signatures.
     #[command(subcommand)]
     Repo(repo::RepoCmd),
+    /// Scan goodware with a rule set: false positives (only new ones fail against a baseline)
+    /// and each rule's cost. Exit 1: new false positives, a rule over budget, a slow rule.
+    Check(Box<check::CheckArgs>),
     /// Apply a delta to OLD; OUT is written only if it is exactly the database the delta names.
     Apply {
         old: PathBuf,
@@ -159,5 +163,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Apply { old, delta, output } => delta::apply(&old, &delta, &output),
         Cmd::Publish(args) => repo::publish(*args),
         Cmd::Repo(cmd) => repo::repo(cmd),
+        Cmd::Check(args) => check::run(*args),
     }
 }
