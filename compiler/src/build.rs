@@ -5,7 +5,7 @@ use vigil_format::container::{DatabaseBuilder, SectionKind, DEFAULT_LEVEL};
 use vigil_format::sections::{encode_lines, SourceFile, SourceFiles};
 use vigil_format::{FormatError, SecretKey};
 
-use crate::lint::{lint, LintResult};
+use crate::lint::{lint_with, LintOptions, LintResult};
 use crate::sources::{HashFileKind, RuleFile, RuleKind};
 
 #[derive(Clone, Debug)]
@@ -49,10 +49,21 @@ pub fn build(
     key: &SecretKey,
     opts: &BuildOptions,
 ) -> Result<Built, BuildError> {
+    build_with(files, key, opts, &LintOptions::default())
+}
+
+/// [`build`] linting with other [`LintOptions`] (the release gate's `check` builds a
+/// throwaway database of a rule set whose slow rules it is there to report).
+pub fn build_with(
+    files: &[RuleFile],
+    key: &SecretKey,
+    opts: &BuildOptions,
+    lint_opts: &LintOptions,
+) -> Result<Built, BuildError> {
     if files.is_empty() {
         return Err(BuildError::Empty);
     }
-    let result = lint(files);
+    let result = lint_with(files, lint_opts);
     if !result.passes(opts.deny_warnings) {
         return Err(BuildError::Lint(Box::new(result)));
     }

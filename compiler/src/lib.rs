@@ -15,9 +15,9 @@ pub mod lint;
 pub mod sources;
 mod yara;
 
-pub use build::{build, BuildError, BuildOptions};
+pub use build::{build, build_with, BuildError, BuildOptions, Built};
 pub use catalog::{Catalog, CatalogError, Signature, SignatureKind};
 pub use diag::{Diagnostic, OutputFormat, Severity};
-pub use lint::{lint, LintResult};
+pub use lint::{lint, lint_with, LintOptions, LintResult};
 pub use sources::{RuleFile, RuleKind, SourceError};
-pub use yara::{check_yara_sources, YaraRejected};
+pub use yara::{check_yara_sources, check_yara_sources_with, YaraRejected, SLOW_YARA_CODES};

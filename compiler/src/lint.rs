@@ -37,11 +37,25 @@ impl LintResult {
     }
 }
 
+/// How strict lint is; the default is what a build to ship needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LintOptions {
+    /// yara-x's slow patterns and slow loops ([`crate::SLOW_YARA_CODES`]) as warnings, not
+    /// errors: for measuring what a rule set costs (`vigil-build check` on a third-party set),
+    /// never for building one to ship.
+    pub slow_as_warnings: bool,
+}
+
 pub fn lint(files: &[RuleFile]) -> LintResult {
+    lint_with(files, &LintOptions::default())
+}
+
+/// [`lint`] with other [`LintOptions`].
+pub fn lint_with(files: &[RuleFile], opts: &LintOptions) -> LintResult {
     let mut out = LintResult::default();
     let yara_files: Vec<&RuleFile> = files.iter().filter(|f| f.kind == RuleKind::Yara).collect();
     if !yara_files.is_empty() {
-        let y = yara::check(&yara_files);
+        let y = yara::check(&yara_files, opts);
         out.diagnostics.extend(y.diags);
         out.yara_rules = y.rule_names;
     }
@@ -135,4 +149,46 @@ pub fn lint(files: &[RuleFile]) -> LintResult {
     out.diagnostics
         .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_rules_are_errors_unless_asked_otherwise() {
+        let text = "rule Slow { meta: severity = \"low\" description = \"d\" author = \"a\" \
+                    reference = \"r\" date = \"2026-01-01\"\n strings:\n $a = { 00 [1-10] 01 }\n \
+                    condition: $a }\n";
+        let files = [RuleFile {
+            rel_path: "slow.yar".into(),
+            display_path: "rules/slow.yar".into(),
+            kind: RuleKind::Yara,
+            text: Ok(text.into()),
+        }];
+        let codes = |r: &LintResult| -> Vec<(Severity, String, usize)> {
+            r.diagnostics
+                .iter()
+                .map(|d| (d.severity, d.code.clone(), d.line))
+                .collect()
+        };
+        // yara-x numbers its errors (E018: slow pattern) and names its warnings.
+        let strict = lint(&files);
+        assert_eq!(
+            codes(&strict),
+            [(Severity::Error, "yara/E018".to_string(), 3)]
+        );
+        let lenient = lint_with(
+            &files,
+            &LintOptions {
+                slow_as_warnings: true,
+            },
+        );
+        assert_eq!(
+            codes(&lenient),
+            [(Severity::Warning, "yara/slow_pattern".to_string(), 3)]
+        );
+        assert!(lenient.passes(false));
+        assert_eq!(lenient.yara_rules, ["Slow"]);
+    }
 }

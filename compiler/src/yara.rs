@@ -9,6 +9,7 @@ use yara_x::linters;
 use yara_x_parser::ast::{Meta, MetaValue};
 
 use crate::diag::{source_line, Diagnostic, Severity};
+use crate::lint::LintOptions;
 use crate::sources::RuleFile;
 
 /// The meta keys every rule in a vigil rule set carries (see rules-src/README.md). Missing
@@ -25,13 +26,24 @@ fn severity_ok(meta: &Meta<'_>) -> bool {
     matches!(&meta.value, MetaValue::String((s, _)) if SEVERITIES.contains(s))
 }
 
+/// Diagnostic codes of what yara-x says makes a rule slow: a pattern without a good atom to
+/// anchor on, a loop over a range that grows with the file, a loop of too many iterations.
+/// vigil's lint makes the first two errors; with [`LintOptions::slow_as_warnings`] they are
+/// warnings, and the release gate's `check` reports each as a cost error at its rule.
+pub const SLOW_YARA_CODES: [&str; 3] = [
+    "yara/slow_pattern",
+    "yara/potentially_slow_loop",
+    "yara/too_many_iterations",
+];
+
 /// A compiler configured the vigil way: no includes (a database is self-contained), slow
-/// patterns and loops are errors, and the meta conventions are checked.
-pub(crate) fn compiler<'a>() -> yara_x::Compiler<'a> {
+/// patterns and loops are errors (warnings with `opts.slow_as_warnings`), and the meta
+/// conventions are checked.
+pub(crate) fn compiler<'a>(opts: &LintOptions) -> yara_x::Compiler<'a> {
     let mut c = yara_x::Compiler::new();
     c.enable_includes(false)
-        .error_on_slow_pattern(true)
-        .error_on_slow_loop(true)
+        .error_on_slow_pattern(!opts.slow_as_warnings)
+        .error_on_slow_loop(!opts.slow_as_warnings)
         .colorize_errors(false);
     for key in REQUIRED_META {
         let mut linter = linters::metadata(key).required(true);
@@ -64,7 +76,15 @@ pub struct YaraRejected {
 pub fn check_yara_sources<'s>(
     sources: impl IntoIterator<Item = (&'s str, &'s str)>,
 ) -> Result<(), YaraRejected> {
-    let mut c = compiler();
+    check_yara_sources_with(sources, &LintOptions::default())
+}
+
+/// [`check_yara_sources`] with other [`LintOptions`] (slow rules kept, to measure them).
+pub fn check_yara_sources_with<'s>(
+    sources: impl IntoIterator<Item = (&'s str, &'s str)>,
+    opts: &LintOptions,
+) -> Result<(), YaraRejected> {
+    let mut c = compiler(opts);
     for (index, (origin, text)) in sources.into_iter().enumerate() {
         if let Err(e) = c.add_source(yara_x::SourceCode::from(text).with_origin(origin)) {
             return Err(YaraRejected {
@@ -77,11 +97,11 @@ pub fn check_yara_sources<'s>(
     Ok(())
 }
 
-pub(crate) fn check(files: &[&RuleFile]) -> YaraOutcome {
+pub(crate) fn check(files: &[&RuleFile], opts: &LintOptions) -> YaraOutcome {
     let mut diags = Vec::new();
     let by_origin: HashMap<&str, &RuleFile> =
         files.iter().map(|f| (f.rel_path.as_str(), *f)).collect();
-    let mut c = compiler();
+    let mut c = compiler(opts);
     for f in files {
         match &f.text {
             Ok(text) => {

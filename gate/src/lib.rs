@@ -9,3 +9,6 @@
 
 pub mod diff;
 pub mod sigtest;
+pub mod check;
+
+pub use check::{CheckError, CheckReport, CheckRequest};

@@ -11,6 +11,10 @@
 //! signatures it takes minutes and gigabytes to build and scans at a few MB/s, while the window
 //! index builds in about a second. Both stay selectable ([`Prefilter`]) so the scan bench
 //! compares them on the same corpus.
+//!
+//! What each signature costs (the release gate's profile) is counted by
+//! [`BodyMatcher::scan_counted`] into a [`BodyStats`]: the scan is generic over its counter, so
+//! [`BodyMatcher::scan`] is compiled with a counter that does nothing and pays nothing for it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -170,6 +174,62 @@ pub struct BodyMatcher {
 pub struct BodyMatch {
     pub name: Arc<str>,
     pub offset: u64,
+}
+
+/// Where a scan's per-signature work is counted: nowhere ([`NoCount`], the normal scan) or in
+/// a [`BodyStats`].
+trait Counter {
+    /// The prefilter named signature `si` at a position.
+    fn candidate(&mut self, si: u32);
+    /// ... and its whole literal run was there, so the tokens around it were checked.
+    fn confirmation(&mut self, si: u32);
+}
+
+struct NoCount;
+
+impl Counter for NoCount {
+    #[inline(always)]
+    fn candidate(&mut self, _: u32) {}
+    #[inline(always)]
+    fn confirmation(&mut self, _: u32) {}
+}
+
+/// Per-signature work over every scan it was passed to: how often the prefilter proposed each
+/// signature (a candidate: an exact-table lookup and a comparison of the literal run) and how
+/// often the literal run was there (a confirmation: the gaps, wildcards and offset checked
+/// around it). Candidates that never confirm are what a badly anchored signature costs.
+#[derive(Clone, Debug, Default)]
+pub struct BodyStats {
+    /// (candidates, confirmations) by signature index; grown on first use.
+    counts: Vec<(u64, u64)>,
+}
+
+impl BodyStats {
+    #[inline]
+    fn slot(&mut self, si: u32) -> &mut (u64, u64) {
+        let i = si as usize;
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, (0, 0));
+        }
+        &mut self.counts[i]
+    }
+}
+
+impl Counter for BodyStats {
+    fn candidate(&mut self, si: u32) {
+        self.slot(si).0 += 1;
+    }
+    fn confirmation(&mut self, si: u32) {
+        self.slot(si).1 += 1;
+    }
+}
+
+/// One signature's counts from a [`BodyStats`], by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyCost {
+    pub signature: String,
+    pub candidates: u64,
+    pub confirmations: u64,
 }
 
 /// How much a byte counts against a window: bytes that fill real files (zero padding, 0xff,
@@ -401,6 +461,43 @@ impl BodyMatcher {
         data: &[u8],
         deadline: Option<Instant>,
     ) -> Result<Vec<BodyMatch>, ScanError> {
+        self.scan_with(data, deadline, &mut NoCount)
+    }
+
+    /// As [`BodyMatcher::scan`], adding each signature's candidates and confirmations to
+    /// `stats` (for the release gate's cost profile; the plain scan counts nothing).
+    pub fn scan_counted(
+        &self,
+        data: &[u8],
+        deadline: Option<Instant>,
+        stats: &mut BodyStats,
+    ) -> Result<Vec<BodyMatch>, ScanError> {
+        self.scan_with(data, deadline, stats)
+    }
+
+    /// `stats`' counts by signature name, signatures never proposed left out.
+    pub fn costs(&self, stats: &BodyStats) -> Vec<BodyCost> {
+        stats
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.0 > 0)
+            .filter_map(|(i, &(candidates, confirmations))| {
+                Some(BodyCost {
+                    signature: self.sigs.get(i)?.name.to_string(),
+                    candidates,
+                    confirmations,
+                })
+            })
+            .collect()
+    }
+
+    fn scan_with<C: Counter>(
+        &self,
+        data: &[u8],
+        deadline: Option<Instant>,
+        counter: &mut C,
+    ) -> Result<Vec<BodyMatch>, ScanError> {
         let mut cx = Ctx {
             data,
             deadline,
@@ -432,7 +529,7 @@ impl BodyMatcher {
                         let Some(start) = at.checked_sub(k as usize) else {
                             continue;
                         };
-                        self.confirm(&mut cx, &mut found, si, start)?;
+                        self.confirm(&mut cx, &mut found, counter, si, start)?;
                     }
                     // A position can hold windows of both indexes: probe the strided one too.
                     if dense && at % STRIDE == 0 {
@@ -442,7 +539,7 @@ impl BodyMatcher {
                                 let Some(start) = at.checked_sub(k as usize) else {
                                     continue;
                                 };
-                                self.confirm(&mut cx, &mut found, si, start)?;
+                                self.confirm(&mut cx, &mut found, counter, si, start)?;
                             }
                         }
                     }
@@ -452,7 +549,7 @@ impl BodyMatcher {
             Finder::Ac { ac, by_pattern } => {
                 for m in ac.find_overlapping_iter(data) {
                     for &si in &by_pattern[m.pattern().as_usize()] {
-                        self.confirm(&mut cx, &mut found, si, m.start())?;
+                        self.confirm(&mut cx, &mut found, counter, si, m.start())?;
                     }
                 }
             }
@@ -461,22 +558,25 @@ impl BodyMatcher {
     }
 
     /// Confirms signature `si` with its literal run starting at `lit_start`.
-    fn confirm(
+    fn confirm<C: Counter>(
         &self,
         cx: &mut Ctx<'_>,
         found: &mut Found,
+        counter: &mut C,
         si: u32,
         lit_start: usize,
     ) -> Result<(), ScanError> {
         if found.seen.contains(&si) {
             return Ok(());
         }
+        counter.candidate(si);
         let sig = &self.sigs[si as usize];
         let data = cx.data;
         let lit_end = lit_start + sig.lit.len();
         if data.get(lit_start..lit_end) != Some(&sig.lit[..]) {
             return Ok(());
         }
+        counter.confirmation(si);
         if !fwd(cx, &sig.post, lit_end) {
             return if cx.timed_out {
                 Err(ScanError::Timeout)
@@ -677,6 +777,32 @@ mod tests {
             w
         };
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn counted_scan_finds_the_same_and_counts_candidates_and_confirmations() {
+        let mut b = BodyMatcherBuilder::default();
+        // Both anchor on the window ABCD (uppercase windows cost the same: the earliest wins).
+        for l in ["Hit:0:*:4142434445464748", "Miss:0:*:4142434445464759"] {
+            b.add(&parse_ndb_line(l).unwrap()).unwrap();
+        }
+        let m = b.build(Prefilter::Window).unwrap();
+        let data = b"ABCDEFGH ABCDEFGH ABCDxx ABCDEFGH";
+        let mut stats = BodyStats::default();
+        let counted = m.scan_counted(data, None, &mut stats).unwrap();
+        assert_eq!(counted, m.scan(data, None).unwrap());
+        let mut costs = m.costs(&stats);
+        costs.sort_by(|a, b| a.signature.cmp(&b.signature));
+        let got: Vec<_> = costs
+            .iter()
+            .map(|c| (c.signature.as_str(), c.candidates, c.confirmations))
+            .collect();
+        // Hit: proposed at the first ABCD, found there, then skipped; Miss: proposed at all
+        // four, its literal run never whole.
+        assert_eq!(got, [("Hit", 1, 1), ("Miss", 4, 0)]);
+        // Counts add up over scans.
+        m.scan_counted(data, None, &mut stats).unwrap();
+        assert_eq!(m.costs(&stats)[1].candidates, 8);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use vigil_format::sections::{decode_lines, SourceFiles};
 use vigil_format::sigs::{parse_hash_line, parse_ndb_line, HashFile, HashKind};
 use vigil_format::{PublicKey, SectionKind, Verified};
 
-use crate::body::{BodyMatcher, BodyMatcherBuilder, Prefilter};
+use crate::body::{BodyCost, BodyMatcher, BodyMatcherBuilder, BodyStats, Prefilter};
 use crate::error::{EngineError, Limits, ScanError};
 use crate::hashes::{digests, HashTable};
 use crate::input::{self, Contents, Opened, Spool};
@@ -154,6 +154,7 @@ impl Engine {
             engine: self,
             yara: self.yara.as_ref().map(YaraRules::scanner),
             buf: Vec::new(),
+            body_stats: None,
         }
     }
 
@@ -179,6 +180,8 @@ pub struct Scanner<'e> {
     yara: Option<YaraScanner<'e>>,
     /// File contents, reused from file to file (see [`crate::input`]).
     buf: Vec<u8>,
+    /// Per-signature body-matcher work, counted once [`Scanner::count_body_work`] asked.
+    body_stats: Option<BodyStats>,
 }
 
 impl Scanner<'_> {
@@ -196,6 +199,22 @@ impl Scanner<'_> {
     pub fn clear_yara_profile(&mut self) {
         if let Some(y) = &mut self.yara {
             y.clear_profile();
+        }
+    }
+
+    /// From now on, count each body signature's prefilter candidates and confirmations (see
+    /// [`crate::body::BodyStats`]); read them with [`Scanner::body_costs`]. Off by default:
+    /// the release gate's cost profile turns it on, scans for findings do not pay for it.
+    pub fn count_body_work(&mut self) {
+        self.body_stats.get_or_insert_with(BodyStats::default);
+    }
+
+    /// Body-signature work counted since [`Scanner::count_body_work`], by signature (only those
+    /// the prefilter ever proposed).
+    pub fn body_costs(&self) -> Vec<BodyCost> {
+        match (&self.engine.body, &self.body_stats) {
+            (Some(body), Some(stats)) => body.costs(stats),
+            _ => Vec::new(),
         }
     }
 
@@ -223,7 +242,11 @@ impl Scanner<'_> {
             }
         }
         if let Some(body) = &self.engine.body {
-            for m in body.scan(data, deadline)? {
+            let matches = match &mut self.body_stats {
+                None => body.scan(data, deadline)?,
+                Some(stats) => body.scan_counted(data, deadline, stats)?,
+            };
+            for m in matches {
                 findings.push(Finding {
                     signature: m.name.to_string(),
                     kind: SigKind::Body,

@@ -25,7 +25,7 @@ mod yara;
 
 pub use engine::{Engine, Finding, ScanReport, Scanner, SigKind};
 pub use error::{BodyError, EngineError, Limits, ScanError};
-pub use pool::{Finish, Pool, PoolError, Scanned, Targets};
+pub use pool::{Finish, Pool, PoolError, Scanned, Targets, Worker};
 pub use shared::SharedEngine;
 #[cfg(feature = "profiling")]
 pub use yara::RuleCost;

@@ -18,17 +18,21 @@
 //! - **Stopping.** When the sink returns `Break` (the client hung up) or `cancel` says so
 //!   (SIGTERM), the walk ends, queued paths are dropped unscanned, and the call returns
 //!   [`Finish::Stopped`].
+//! - **Own work per thread.** [`Pool::scan_with`] lets each scan thread run a [`Worker`] of the
+//!   caller's instead of a bare [`Scanner`]: the release gate's check keeps a second engine's
+//!   scanner beside the first on each thread and collects each thread's cost profile when it
+//!   ends, with the same walk, queue and outcomes as every other scan.
 
 use std::io;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex, PoisonError};
 use std::thread;
 
 use thiserror::Error;
 
-use crate::engine::{Engine, ScanReport};
+use crate::engine::{Engine, ScanReport, Scanner};
 use crate::error::{Limits, ScanError};
 use crate::walk::{walk, Item};
 
@@ -42,11 +46,33 @@ pub struct Targets<'a> {
     pub exclude: &'a [PathBuf],
 }
 
-/// One path's outcome.
+/// One path's outcome: a [`ScanReport`], or what a [`Worker`] of [`Pool::scan_with`] reports.
 #[derive(Debug)]
-pub struct Scanned {
+pub struct Scanned<R = ScanReport> {
     pub path: PathBuf,
-    pub outcome: Result<ScanReport, ScanError>,
+    pub outcome: Result<R, ScanError>,
+}
+
+/// What one scan thread of [`Pool::scan_with`] runs: made on that thread before its first file
+/// (so it needs not be `Send`: a yara-x scanner is not), given each file the thread takes, and
+/// finished after its last, however the scan ended.
+pub trait Worker {
+    type Report;
+    fn scan(&mut self, path: &Path, limits: &Limits) -> Result<Self::Report, ScanError>;
+    /// After the thread's last file (per-thread results are handed over here).
+    fn finish(self)
+    where
+        Self: Sized,
+    {
+    }
+}
+
+/// The plain worker: one [`Scanner`] per thread.
+impl Worker for Scanner<'_> {
+    type Report = ScanReport;
+    fn scan(&mut self, path: &Path, limits: &Limits) -> Result<ScanReport, ScanError> {
+        self.scan_file(path, limits)
+    }
 }
 
 /// How a scan ended.
@@ -112,10 +138,35 @@ impl<'e> Pool<'e> {
         cancel: &(dyn Fn() -> bool + Sync),
         sink: &(dyn Fn(Scanned) -> ControlFlow<()> + Sync),
     ) -> Result<Finish, PoolError> {
+        let engine = self.engine;
+        self.run(targets, enter, cancel, &|| engine.scanner(), sink)
+    }
+
+    /// As [`Pool::scan`], each scan thread running the [`Worker`] `make` gives it (this pool's
+    /// engine is then only the caller's: `make` chooses what to scan with), stopping early once
+    /// `cancel` returns true.
+    pub fn scan_with<W: Worker>(
+        &self,
+        targets: &Targets<'_>,
+        make: &(dyn Fn() -> W + Sync),
+        cancel: &(dyn Fn() -> bool + Sync),
+        sink: &(dyn Fn(Scanned<W::Report>) -> ControlFlow<()> + Sync),
+    ) -> Result<Finish, PoolError> {
+        self.run(targets, &|| Ok(()), cancel, make, sink)
+    }
+
+    fn run<W: Worker>(
+        &self,
+        targets: &Targets<'_>,
+        enter: &(dyn Fn() -> io::Result<()> + Sync),
+        cancel: &(dyn Fn() -> bool + Sync),
+        make: &(dyn Fn() -> W + Sync),
+        sink: &(dyn Fn(Scanned<W::Report>) -> ControlFlow<()> + Sync),
+    ) -> Result<Finish, PoolError> {
         let threads = self.threads;
         let halted = AtomicBool::new(false);
         let stop = || halted.load(Ordering::SeqCst) || cancel();
-        let deliver = |s: Scanned| {
+        let deliver = |s: Scanned<W::Report>| {
             if sink(s).is_break() {
                 halted.store(true, Ordering::SeqCst);
             }
@@ -142,7 +193,7 @@ impl<'e> Pool<'e> {
                                     let spawned = thread::Builder::new()
                                         .name("vigil-scan".into())
                                         .spawn_scoped(scope, move || {
-                                            self.worker(enter, rx, deliver, stop)
+                                            self.worker(enter, make, rx, deliver, stop)
                                         });
                                     if spawned.is_ok() {
                                         workers += 1;
@@ -186,31 +237,33 @@ impl<'e> Pool<'e> {
         })
     }
 
-    fn worker(
+    fn worker<W: Worker>(
         &self,
         enter: &(dyn Fn() -> io::Result<()> + Sync),
+        make: &(dyn Fn() -> W + Sync),
         rx: &Mutex<mpsc::Receiver<PathBuf>>,
-        deliver: &(dyn Fn(Scanned) + Sync),
+        deliver: &(dyn Fn(Scanned<W::Report>) + Sync),
         stop: &(dyn Fn() -> bool + Sync),
     ) {
         // Started by the walk thread, this thread inherits the rights it took; entering again
         // only checks. Should it fail, files are reported, never opened with other rights.
         let entered = enter();
-        let mut scanner = self.engine.scanner();
+        let mut worker = make();
         loop {
             let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-            let Ok(path) = next else { return };
+            let Ok(path) = next else { break };
             // Once stopped, keep receiving (so the walk never blocks on a full queue) but
             // scan nothing more.
             if stop() {
                 continue;
             }
             let outcome = match &entered {
-                Ok(()) => scanner.scan_file(&path, &self.limits),
+                Ok(()) => worker.scan(&path, &self.limits),
                 Err(e) => Err(ScanError::Io(io::Error::new(e.kind(), e.to_string()))),
             };
             deliver(Scanned { path, outcome });
         }
+        worker.finish();
     }
 }
 
@@ -306,6 +359,67 @@ mod tests {
             },
         );
         assert_eq!(excluded.len(), 41);
+    }
+
+    /// Counts its files and hands the count over when its thread ends.
+    struct Counting<'a> {
+        scanner: Scanner<'a>,
+        files: usize,
+        total: &'a AtomicUsize,
+        finished: &'a AtomicUsize,
+    }
+
+    impl Worker for Counting<'_> {
+        type Report = (usize, usize);
+        fn scan(&mut self, path: &Path, limits: &Limits) -> Result<(usize, usize), ScanError> {
+            self.files += 1;
+            let r = self.scanner.scan_file(path, limits)?;
+            Ok((r.findings.len(), self.files))
+        }
+        fn finish(self) {
+            self.total.fetch_add(self.files, Ordering::SeqCst);
+            self.finished.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn workers_of_the_caller_see_every_file_and_finish_once_per_thread() {
+        let e = engine();
+        let t = tree();
+        let paths = [t.path().to_path_buf()];
+        let targets = recursive(&paths);
+        let (total, finished) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let found = AtomicUsize::new(0);
+        let errors = AtomicUsize::new(0);
+        let finish = Pool::new(&e, 3, Limits::default())
+            .scan_with(
+                &targets,
+                &|| Counting {
+                    scanner: e.scanner(),
+                    files: 0,
+                    total: &total,
+                    finished: &finished,
+                },
+                &|| false,
+                &|s| {
+                    match s.outcome {
+                        Ok((n, _)) => found.fetch_add(n, Ordering::SeqCst),
+                        Err(_) => errors.fetch_add(1, Ordering::SeqCst),
+                    };
+                    ControlFlow::Continue(())
+                },
+            )
+            .expect("scan");
+        assert_eq!(finish, Finish::Complete);
+        assert_eq!(
+            total.load(Ordering::SeqCst),
+            41,
+            "every file, on some thread"
+        );
+        assert_eq!(found.load(Ordering::SeqCst), 5);
+        assert_eq!(errors.load(Ordering::SeqCst), 1, "the dangling link");
+        let threads = finished.load(Ordering::SeqCst);
+        assert!((1..=3).contains(&threads), "{threads} workers finished");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use vigil_compiler::check_yara_sources;
+use vigil_compiler::{check_yara_sources_with, LintOptions};
 
 /// (relative path, text) of kept files, and (relative path, reason) of dropped ones.
 pub struct Imported {
@@ -14,6 +14,12 @@ pub struct Imported {
 }
 
 pub fn import_yara_dir(dir: &Path) -> Imported {
+    import_yara_dir_with(dir, &LintOptions::default())
+}
+
+/// [`import_yara_dir`] judging files with other lint options: with `slow_as_warnings`, slow
+/// rules are kept (what `vigil-build check` is there to measure; `build` would refuse them).
+pub fn import_yara_dir_with(dir: &Path, opts: &LintOptions) -> Imported {
     let mut paths = Vec::new();
     find(dir, &mut paths);
     paths.sort();
@@ -25,14 +31,16 @@ pub fn import_yara_dir(dir: &Path) -> Imported {
             dropped.push((rel, "not UTF-8".into()));
             continue;
         };
-        if let Err(e) = check_yara_sources([(rel.as_str(), text.as_str())]) {
+        if let Err(e) = check_yara_sources_with([(rel.as_str(), text.as_str())], opts) {
             dropped.push((rel, e.reason));
             continue;
         }
         kept.push((rel, text));
     }
     // Each file compiles alone; now together, dropping the first that clashes until none does.
-    while let Err(e) = check_yara_sources(kept.iter().map(|(r, t)| (r.as_str(), t.as_str()))) {
+    while let Err(e) =
+        check_yara_sources_with(kept.iter().map(|(r, t)| (r.as_str(), t.as_str())), opts)
+    {
         let (rel, _) = kept.remove(e.index);
         dropped.push((rel, "conflicts with an earlier file".into()));
     }

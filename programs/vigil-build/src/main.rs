@@ -3,10 +3,12 @@
 //! vigil-compiler, vigil-format, vigil-gate and vigil-repository libraries: parsing, files,
 //! keys, the async runtime and exit codes live here; one module per subcommand under `cli/`.
 //!
-//! Exit codes: 0 success; 1 lint errors (or warnings with --deny-warnings), and for `test` a
+//! Exit codes: 0 success; 1 lint errors (or warnings with --deny-warnings); for `test` a
 //! failed per-signature test, rules that do not build, or (with --require-coverage) a signature
-//! without a positive or a negative test; 2 usage, I/O or bad-input errors (a database or delta
-//! that fails verification, a missing key, bad test files, ...);
+//! without a positive or a negative test; for `check` a new false positive on goodware, a rule
+//! over the cost budget or a rule yara-x flags as slow; 2 usage, I/O or bad-input errors (a
+//! database, baseline or delta that fails verification, a missing key, bad test files, rules
+//! that do not compile, an empty goodware corpus, ...);
 //! 3 publish refused, the version is not newer than the published one; 4 publish lost a race
 //! to another publisher (nothing of this run is live; rerun). `diff` exits 0 whatever the
 //! databases differ by (a diff is information) and 2 when it cannot read one.

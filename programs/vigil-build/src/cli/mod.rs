@@ -1,6 +1,7 @@
 //! Command-line parsing and one module per subcommand.
 
 mod build;
+mod check;
 mod delta;
 mod diff;
 mod files;
@@ -129,6 +130,9 @@ enum Cmd {
     /// What NEW changes against OLD or the live release: signatures added, removed and changed,
     /// section sizes, engine version (always exit 0; 2 on errors).
     Diff(diff::DiffArgs),
+    /// Scan goodware with a rule set: false positives (only new ones fail against a baseline)
+    /// and each rule's cost. Exit 1: new false positives, a rule over budget, a slow rule.
+    Check(Box<check::CheckArgs>),
     /// Apply a delta to OLD; OUT is written only if it is exactly the database the delta names.
     Apply {
         old: PathBuf,
@@ -179,5 +183,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             rules_dir,
         } => test::run(&rules_dir, format.into(), require_coverage),
         Cmd::Diff(args) => diff::run(args),
+        Cmd::Check(args) => check::run(*args),
     }
 }
