@@ -7,8 +7,8 @@
 //! exactly what its author thinks. A library only: `vigil-build test`, `check` and `diff` are
 //! thin commands over it.
 
+pub mod check;
 pub mod diff;
 pub mod sigtest;
-pub mod check;
 
 pub use check::{CheckError, CheckReport, CheckRequest};
