@@ -10,8 +10,10 @@
 //! database, baseline or delta that fails verification, a missing key, bad test files, rules
 //! that do not compile, an empty goodware corpus, ...);
 //! 3 publish refused, the version is not newer than the published one; 4 publish lost a race
-//! to another publisher (nothing of this run is live; rerun). `diff` exits 0 whatever the
-//! databases differ by (a diff is information) and 2 when it cannot read one.
+//! to another publisher (nothing of this run is live; rerun); 5 publish refused, the release
+//! gate (`--goodware`) failed and no `--override-gate` was given (nothing was written).
+//! `diff` exits 0 whatever the databases differ by (a diff is information) and 2 when it
+//! cannot read one.
 
 mod cli;
 

@@ -5,6 +5,7 @@ mod check;
 mod delta;
 mod diff;
 mod files;
+mod gate;
 mod inspect;
 mod keygen;
 mod lint;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args as ClapArgs, Subcommand};
 use vigil_compiler::{sources, BuildError, BuildOptions};
 use vigil_repository::keys::Role;
+use vigil_repository::live;
 use vigil_repository::publish::{self, OnlineKeys, PublishOptions, ROOT_FILE};
 use vigil_repository::storage::{self, S3Options, Storage};
 use vigil_repository::tuf::Expiry;
@@ -20,6 +21,9 @@ use super::{Format, EXIT_LINT, EXIT_OK};
 pub const EXIT_NOT_NEWER: u8 = 3;
 /// Another publisher committed first; nothing of ours is live.
 pub const EXIT_CONFLICT: u8 = 4;
+/// The release gate (`--goodware`) failed and no `--override-gate` was given; nothing was
+/// written.
+pub const EXIT_GATE_REFUSED: u8 = 5;
 
 #[derive(ClapArgs, Clone, Debug)]
 pub struct Location {
@@ -107,6 +111,19 @@ pub struct PublishArgs {
     pub deny_warnings: bool,
     #[arg(long, default_value_t = vigil_format::container::DEFAULT_LEVEL)]
     pub level: i32,
+    /// Run the release gate first: the per-signature tests of --rules, and the goodware check
+    /// (false positives and per-rule cost) of the database about to be published on these
+    /// directories (repeat) or one s3://BUCKET/PREFIX (reached with the --s3-* options), with
+    /// the live release as baseline. On failure nothing is written (exit 5).
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub goodware: Vec<String>,
+    /// Trusted key of --db and of the live release (the gate's baseline); the public half of
+    /// --key is trusted too. Repeat for several (a key rotation).
+    #[arg(long, requires = "goodware")]
+    pub pubkey: Vec<PathBuf>,
+    /// The gate's per-rule budget: YARA milliseconds per GB of goodware.
+    #[arg(long, requires = "goodware", default_value_t = vigil_gate::check::DEFAULT_MAX_RULE_MS_PER_GB)]
+    pub max_rule_ms_per_gb: f64,
     /// Publish although the release gate fails, and record REASON in the database's target
     /// metadata (`gate_override`), where `diff` and `info` show it.
     #[arg(long, value_name = "REASON", value_parser = gate_override_reason)]
@@ -373,6 +390,32 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u8> {
             let label = args.db.as_ref().or(args.rules.as_ref());
             let label = label.map(|p| p.display().to_string()).unwrap_or_default();
             super::diff::print_before_publish(storage.clone(), &trusted, &label, &db).await;
+            // The gate judges the sources once: a retry after a lost race rebuilds the same
+            // sources under the next version number.
+            if attempt == 1 && !args.goodware.is_empty() {
+                let baseline = live::from_storage(storage.clone(), &trusted, true)
+                    .await
+                    .context("reading the live release (the gate's baseline)")?
+                    .map(|l| l.bytes);
+                let verdict =
+                    tokio::task::block_in_place(|| super::gate::run(&args, &db, baseline))?;
+                match (verdict.passed(), &opts.gate_override) {
+                    (true, _) => eprintln!("gate: passed"),
+                    (false, None) => {
+                        eprintln!(
+                            "publish refused: the release gate failed ({}); nothing was written. \
+                             Fix the rules, or publish with --override-gate \"REASON\" to ship \
+                             anyway with the reason on record",
+                            verdict.failures.join("; ")
+                        );
+                        return Ok(EXIT_GATE_REFUSED);
+                    }
+                    (false, Some(reason)) => eprintln!(
+                        "gate: FAILED ({}); publishing anyway: --override-gate {reason:?}",
+                        verdict.failures.join("; ")
+                    ),
+                }
+            }
             match publish::publish(storage.clone(), &trusted, &keys, Some(db), &opts).await {
                 Ok(p) => {
                     let bytes: u64 = p.uploaded.iter().map(|(_, n)| n).sum();
