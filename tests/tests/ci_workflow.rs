@@ -12,7 +12,6 @@ use std::process::Command;
 
 use vigil_tests::bin;
 
-
 fn workflow() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/github-workflow.yml");
     std::fs::read_to_string(path).unwrap()
