@@ -64,7 +64,7 @@ use worker::{GateWorker, Shared};
 /// between: a rule hashing every file (`Maldoc_APT10_MenuPass`, `hash.md5(0, filesize)`:
 /// 1600-1900) and one of short `ascii wide` strings that hit everywhere
 /// (`FE_LEGALSTRIKE_MACRO_2`: 1700-1900, 6500 on a text-heavy corpus); then the community
-/// files lint refuses as slow: 2700 (peid entry-point rules) to 85000-720000 (`domain`,
+/// files lint refuses as slow: 2700 (peid entry-point rules) to 70000-720000 (`domain`,
 /// `contains_base64`: regexes with no atom). 1000 ms/GB sits in the gap, about twice the
 /// costliest sane rule and below every rule that reads whole files. For scale, the whole
 /// community set costs about 22-30 s per GB on one thread: a rule at the budget is 4% of it.

@@ -82,11 +82,15 @@ fn human(r: &CheckReport) -> String {
     );
     let _ = writeln!(
         o,
-        "rules: {} YARA, {} body, {} hash, {} allowlist{}",
+        "rules: {} YARA, {} body, {} hash, {} allowlist{}{}",
         r.rules.yara,
         r.rules.body,
         r.rules.hash,
         r.rules.allow,
+        match r.rules.lint_warnings {
+            0 => String::new(),
+            n => format!(" ({n} lint warning(s): `vigil-build lint` lists them)"),
+        },
         match r.baseline_version {
             Some(v) => format!("; baseline: database version {v}"),
             None => "; no baseline: every false positive is new".into(),
