@@ -639,7 +639,7 @@ async fn goodware_in_s3_is_listed_streamed_and_scanned() {
             .build(),
     );
     // A big one (spooled, not held in memory) with the marker at its end, small ones, and
-    // one outside the prefix.
+    // ones outside the prefix (`goodware` is a directory: `goodware2/` is not in it).
     let mut big = noise(5, 9 << 20);
     big.extend_from_slice(NEW.as_bytes());
     let objects: Vec<(&str, Vec<u8>)> = vec![
@@ -647,6 +647,7 @@ async fn goodware_in_s3_is_listed_streamed_and_scanned() {
         ("goodware/a.txt", format!("x {NEW} y").into_bytes()),
         ("goodware/deep/er/clean.txt", b"clean".to_vec()),
         ("elsewhere/b.txt", format!("x {NEW} y").into_bytes()),
+        ("goodware2/c.txt", format!("x {NEW} y").into_bytes()),
     ];
     for (key, body) in &objects {
         client

@@ -108,3 +108,43 @@ pub(crate) fn profile(
         slow,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cost(rule: &str, condition_ms: u64, patterns_ms: u64) -> RuleCost {
+        RuleCost {
+            rule: rule.into(),
+            condition: Duration::from_millis(condition_ms),
+            patterns: Duration::from_millis(patterns_ms),
+        }
+    }
+
+    #[test]
+    fn threads_are_merged_normalised_and_held_against_the_budget() {
+        let mut acc = ProfileAcc::default();
+        acc.add(vec![cost("Hot", 300, 100), cost("Warm", 150, 0)], vec![]);
+        acc.add(
+            vec![cost("Hot", 200, 0)],
+            vec![BodyCost {
+                signature: "Body.Sig-1".into(),
+                candidates: 500,
+                confirmations: 5,
+            }],
+        );
+        // 0.5 GB: Hot 600 ms -> 1200 ms/GB, Warm 150 ms -> 300 ms/GB.
+        let p = profile(acc, 500_000_000, 1000.0, 1, &Catalog::default(), Vec::new());
+        assert_eq!(p.yara_itemised, 2);
+        assert_eq!(p.yara_top.len(), 1, "top 1");
+        assert_eq!(p.yara_top[0].rule, "Hot");
+        assert!((p.yara_top[0].ms_per_gb - 1200.0).abs() < 1e-6);
+        assert_eq!(p.over_budget.len(), 1);
+        assert_eq!(p.over_budget[0].rule, "Hot");
+        // Two threads, each with its own 100 ms floor, over half a GB.
+        assert!((p.itemised_above_ms_per_gb - 400.0).abs() < 1e-6);
+        assert_eq!(p.body_top[0].candidates, 500);
+        assert!((p.body_top[0].candidates_per_mb - 1.0).abs() < 1e-9);
+        assert!((p.body_top[0].confirmations_per_mb - 0.01).abs() < 1e-9);
+    }
+}

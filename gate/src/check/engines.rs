@@ -126,8 +126,8 @@ fn is_slow(d: &Diagnostic) -> bool {
     SLOW_YARA_CODES.contains(&d.code.as_str())
 }
 
-/// Each slow-rule warning, at the rule it is in: the last YARA rule of the same file that
-/// starts at or before the warning's line.
+/// Rules with a slow-rule warning, at the rule (the last YARA rule of the same file that starts
+/// at or before the warning's line), each once with its first warning.
 fn slow_rules(diags: &[Diagnostic], catalog: &Catalog) -> Vec<SlowRule> {
     let mut out: Vec<SlowRule> = diags
         .iter()
@@ -149,5 +149,6 @@ fn slow_rules(diags: &[Diagnostic], catalog: &Catalog) -> Vec<SlowRule> {
         })
         .collect();
     out.sort_by(|a, b| (&a.file, a.line, a.warning_line).cmp(&(&b.file, b.line, b.warning_line)));
+    out.dedup_by(|b, a| a.file == b.file && a.line == b.line);
     out
 }

@@ -56,13 +56,21 @@ use worker::{GateWorker, Shared};
 
 /// Default per-rule budget, in milliseconds of yara-x time per GB of corpus.
 ///
-/// Measured with the community YARA set (../shared/corpora/yara-rules-community, the files
-/// vigil's lint accepts with slow rules kept) plus rules-src on /usr/bin + /usr/lib (about
-/// 1 GB, 2 threads): see README.md, "Cost budget". Sane rules cost at most a few hundred
-/// ms/GB; the pathological ones (hashing or entropy over every file, loops over filesize)
-/// cost tens of thousands. 3000 ms/GB passes every sane rule with a wide margin (a rule at
-/// the budget adds 3 s to a scan of 1 GB, a whole rule set's worth) and catches them.
-pub const DEFAULT_MAX_RULE_MS_PER_GB: f64 = 3000.0;
+/// Measured (benchsuite `gate`, one thread, so yara-x itemises every rule above about 100
+/// ms/GB; two runs on a shared 2-core machine) with the community YARA set as vigil's lint
+/// accepts it plus rules-src (3444 rules) on about 0.9 GB of /usr/bin and /usr/lib: all but
+/// about 10 rules stay under the itemisation floor; the sane ones that show (hex regexes such
+/// as `Big_Numbers0`, constant tables) cost 120-530 ms/GB. Above them, with nothing in
+/// between: a rule hashing every file (`Maldoc_APT10_MenuPass`, `hash.md5(0, filesize)`:
+/// 1600-1900) and one of short `ascii wide` strings that hit everywhere
+/// (`FE_LEGALSTRIKE_MACRO_2`: 1700-1900, 6500 on a text-heavy corpus); then the community
+/// files lint refuses as slow: 2700 (peid entry-point rules) to 70000-720000 (`domain`,
+/// `contains_base64`: regexes with no atom). 1000 ms/GB sits in the gap, about twice the
+/// costliest sane rule and below every rule that reads whole files. For scale, the whole
+/// community set costs about 22-30 s per GB on one thread: a rule at the budget is 4% of it.
+/// yara-x times rules by the clock inside the scan thread, so a loaded machine inflates
+/// every figure alike; the factor of two on either side leaves room for that.
+pub const DEFAULT_MAX_RULE_MS_PER_GB: f64 = 1000.0;
 /// Rows of each cost table by default.
 pub const DEFAULT_TOP: usize = 10;
 /// Paths kept per signature (new and old each): enough to act on, bounded on any corpus.
@@ -108,11 +116,14 @@ impl Goodware {
 
     fn label(&self) -> String {
         match self {
-            Goodware::Paths(p) => p
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            Goodware::Paths(p) => {
+                let mut names: Vec<String> =
+                    p.iter().take(3).map(|p| p.display().to_string()).collect();
+                if p.len() > 3 {
+                    names.push(format!("and {} more paths", p.len() - 3));
+                }
+                names.join(", ")
+            }
             Goodware::S3(s) => s.url(),
         }
     }
@@ -466,5 +477,36 @@ fn locate(catalog: &Catalog, name: &str) -> (Option<SignatureKind>, Option<Strin
     match catalog.get(name) {
         Some(s) => (Some(s.kind), Some(s.file.clone()), Some(s.line)),
         None => (None, None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goodware_arguments() {
+        let paths = Goodware::parse(&["/usr/bin".into(), "/usr/lib".into()]).unwrap();
+        assert!(matches!(paths, Goodware::Paths(p) if p.len() == 2));
+        match Goodware::parse(&["s3://corpora/goodware/linux/".into()]).unwrap() {
+            Goodware::S3(s) => {
+                assert_eq!(
+                    (s.bucket.as_str(), s.prefix.as_str()),
+                    ("corpora", "goodware/linux")
+                );
+                assert_eq!(s.url(), "s3://corpora/goodware/linux");
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            vec![],
+            vec!["s3://".to_string()],
+            vec!["s3://a/b".to_string(), "/usr/bin".to_string()],
+        ] {
+            assert!(
+                matches!(Goodware::parse(&bad), Err(CheckError::Usage(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

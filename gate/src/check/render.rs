@@ -36,8 +36,8 @@ fn paths(m: &Matches) -> String {
     s
 }
 
-/// Left-aligned columns, two spaces apart, under a header.
-fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
+/// Columns under a header, left-aligned but for the `right` ones (numbers).
+fn table(out: &mut String, head: &[&str], right: &[usize], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -47,7 +47,9 @@ fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
     let line = |cells: &[String]| -> String {
         let mut l = String::from(" ");
         for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
+            if right.contains(&i) {
+                let _ = write!(l, " {c:>w$}");
+            } else if i + 1 == cells.len() {
                 let _ = write!(l, " {c}");
             } else {
                 let _ = write!(l, " {c:<w$}");
@@ -80,11 +82,15 @@ fn human(r: &CheckReport) -> String {
     );
     let _ = writeln!(
         o,
-        "rules: {} YARA, {} body, {} hash, {} allowlist{}",
+        "rules: {} YARA, {} body, {} hash, {} allowlist{}{}",
         r.rules.yara,
         r.rules.body,
         r.rules.hash,
         r.rules.allow,
+        match r.rules.lint_warnings {
+            0 => String::new(),
+            n => format!(" ({n} lint warning(s): `vigil-build lint` lists them)"),
+        },
         match r.baseline_version {
             Some(v) => format!("; baseline: database version {v}"),
             None => "; no baseline: every false positive is new".into(),
@@ -120,6 +126,7 @@ fn human(r: &CheckReport) -> String {
                 "files",
                 "first paths",
             ],
+            &[4],
             &rows,
         );
     }
@@ -163,6 +170,7 @@ fn human(r: &CheckReport) -> String {
                 "condition ms",
                 "patterns ms",
             ],
+            &[3, 4, 5],
             &rows,
         );
     }
@@ -203,6 +211,7 @@ fn human(r: &CheckReport) -> String {
                 "confirmations/MB",
                 "candidates",
             ],
+            &[2, 3, 4],
             &rows,
         );
     }

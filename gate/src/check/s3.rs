@@ -32,7 +32,8 @@ fn fetches(threads: usize) -> usize {
 #[derive(Clone, Debug, Default)]
 pub struct S3Goodware {
     pub bucket: String,
-    /// Key prefix (no leading slash); empty for the whole bucket.
+    /// A "directory" of the bucket, without slashes at either end (`corpora/goodware`: keys
+    /// under `corpora/goodware/`); empty for the whole bucket.
     pub prefix: String,
     /// An S3-compatible endpoint (MinIO, Ceph, R2); `AWS_ENDPOINT_URL` also works.
     pub endpoint: Option<String>,
@@ -50,7 +51,7 @@ impl S3Goodware {
         }
         Ok(Self {
             bucket: bucket.to_string(),
-            prefix: prefix.trim_start_matches('/').to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
             ..Self::default()
         })
     }
@@ -163,11 +164,17 @@ async fn fetch_all(
     let slots = std::sync::Arc::new(Semaphore::new(fetches));
     let mut tasks = tokio::task::JoinSet::new();
     let mut token: Option<String> = None;
+    // `goodware` names a directory: not `goodware2/...` beside it.
+    let prefix = if loc.prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", loc.prefix)
+    };
     loop {
         let page = client
             .list_objects_v2()
             .bucket(&loc.bucket)
-            .prefix(&loc.prefix)
+            .prefix(&prefix)
             .set_continuation_token(token.take())
             .send()
             .await
