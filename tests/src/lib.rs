@@ -12,7 +12,8 @@ pub mod s3;
 pub mod thirdparty;
 pub mod updater;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// A workspace binary (`vigil-build`, `vigil-server`, …) next to the running test. `cargo test
 /// --workspace` builds every member's binaries before running tests; run that (not `-p
@@ -31,6 +32,38 @@ pub fn bin(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// What a finished program said: its exit code (-1 when a signal ended it) and its output.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to the end and collects its [`Run`].
+pub fn run(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("start the program");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Copies the tree at `from` to `to` (directories and regular files), for tests that break a
+/// copy of rules-src on purpose.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy");
+    for e in std::fs::read_dir(from).expect("read the tree") {
+        let e = e.expect("read the tree");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).expect("copy a file");
+        }
+    }
 }
 
 /// A free port on 127.0.0.1 for a child process to listen on.

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use vigil_tests::bin;
 use vigil_tests::rules::{db_from, repo_root, test_key};
+use vigil_tests::{bin, run};
 
 const META: &str = r#"
     meta:
@@ -44,18 +44,12 @@ fn check(args: &[String]) -> (i32, String, String) {
 }
 
 fn check_env(args: &[String], env: &[(&str, String)]) -> (i32, String, String) {
-    let out = Command::new(bin("vigil-build"))
+    let r = run(Command::new(bin("vigil-build"))
         .arg("check")
         .args(args)
         .args(["--progress", "never"])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+    (r.code, r.stdout, r.stderr)
 }
 
 fn args(a: &[&str]) -> Vec<String> {

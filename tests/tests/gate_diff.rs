@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use vigil_tests::bin;
 use vigil_tests::rules::test_key;
 use vigil_tests::updater::vigil_server;
+use vigil_tests::{bin, run, Run};
 
 const META: &str = "    meta:\n        severity = \"low\"\n        description = \"release diff fixture\"\n        author = \"vigil tests\"\n        reference = \"https://example.invalid/diff\"\n        date = \"2026-11-25\"\n";
 
@@ -120,12 +120,6 @@ fn new_rules() -> Vec<(&'static str, String)> {
     ]
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// A temporary directory holding the key, both rule sets and both databases, which every
 /// command runs in, so the reports name `old.vdb` and `new.vdb` and no temporary path.
 struct Fixture {
@@ -168,19 +162,12 @@ impl Fixture {
     }
 
     fn vigil_build(&self, args: &[&str]) -> Run {
-        let out = Command::new(bin("vigil-build"))
+        run(Command::new(bin("vigil-build"))
             .args(args)
             .current_dir(self.tmp.path())
             // Reproducible bytes: the build time comes from SOURCE_DATE_EPOCH when set.
             .env_remove("SOURCE_DATE_EPOCH")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            .env("NO_COLOR", "1"))
     }
 }
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use vigil_tests::bin;
 use vigil_tests::rules::repo_root;
+use vigil_tests::{bin, copy_tree, run, Run};
 
 /// The ELF planted in the candidate release: a "rule" that matches every executable.
 const PLANTED: &str = r#"
@@ -28,37 +28,11 @@ rule Planted_Every_Elf_1
 }
 "#;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn vigil_build(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(bin("vigil-build"))
+    run(Command::new(bin("vigil-build"))
         .current_dir(dir)
         .env("SOURCE_DATE_EPOCH", "1764547200")
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
+        .args(args))
 }
 
 /// Every file of a tree with its bytes: "byte-identical" made checkable.

@@ -9,42 +9,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use md5::{Digest, Md5};
-use vigil_tests::bin;
 use vigil_tests::rules::repo_root;
+use vigil_tests::{bin, copy_tree, run};
 
 /// Runs `vigil-build test ARGS...`: (exit code, stdout, stderr).
 fn test_cmd(args: &[&str], rules: &Path) -> (i32, String, String) {
-    let out = Command::new(bin("vigil-build"))
+    let r = run(Command::new(bin("vigil-build"))
         .arg("test")
         .args(args)
-        .arg(rules)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), dest).unwrap();
-        }
-    }
+        .arg(rules));
+    (r.code, r.stdout, r.stderr)
 }
 
 /// A copy of rules-src (rules, tests and samples) to break on purpose.
 fn rules_copy() -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let rules = t.path().join("rules");
-    copy_dir(&repo_root().join("rules-src"), &rules);
+    copy_tree(&repo_root().join("rules-src"), &rules);
     (t, rules)
 }
 
