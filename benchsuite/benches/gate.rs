@@ -103,28 +103,7 @@ fn corpus(budget: u64) -> (Vec<PathBuf>, u64, u64) {
 /// Runs `cmd` under /usr/bin/time with stdout to `out`: (wall seconds, max RSS MB).
 fn timed(cmd: &[String], out: &Path) -> (f64, f64) {
     let stdout = std::fs::File::create(out).expect("stdout file");
-    let run = Command::new("/usr/bin/time")
-        .args(["-f", "VIGILTIME %e %M"])
-        .args(cmd)
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run /usr/bin/time");
-    let err = String::from_utf8_lossy(&run.stderr);
-    let line = err
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("VIGILTIME"))
-        .unwrap_or("VIGILTIME 0 0");
-    let mut it = line.split_whitespace().skip(1);
-    let wall: f64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    let rss_kb: f64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    let code = run.status.code().unwrap_or(-1);
-    if !matches!(code, 0 | 1) {
-        let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        eprintln!("  note: {} exited {code}: {first}", cmd[0]);
-    }
-    (wall, rss_kb / 1024.0)
+    vigil_benchsuite::timed(cmd, Stdio::from(stdout))
 }
 
 fn s(x: impl AsRef<std::ffi::OsStr>) -> String {

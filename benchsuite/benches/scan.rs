@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use vigil_compiler::{build, sources, BuildOptions};
@@ -112,27 +112,12 @@ fn tool_cap() -> u64 {
 }
 
 fn timed(cmd: &[String]) -> (f64, f64) {
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "VIGILTIME %e %M"])
-        .args(["timeout", "-s", "KILL", &tool_cap().to_string()])
-        .args(cmd)
-        .output()
-        .expect("run /usr/bin/time");
-    let err = String::from_utf8_lossy(&out.stderr);
-    let line = err
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("VIGILTIME"))
-        .unwrap_or("VIGILTIME 0 0");
-    let mut it = line.split_whitespace().skip(1);
-    let wall: f64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    let rss_kb: f64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    let code = out.status.code().unwrap_or(-1);
-    if !matches!(code, 0 | 1) {
-        let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        eprintln!("  note: {} exited {code}: {first}", cmd[0]);
-    }
-    (wall, rss_kb / 1024.0)
+    let capped: Vec<String> = ["timeout", "-s", "KILL", &tool_cap().to_string()]
+        .into_iter()
+        .map(String::from)
+        .chain(cmd.iter().cloned())
+        .collect();
+    vigil_benchsuite::timed(&capped, Stdio::piped())
 }
 
 fn have(tool: &str) -> bool {
