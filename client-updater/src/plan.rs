@@ -163,6 +163,7 @@ mod tests {
                 db_version: v,
                 min_engine_version: engine,
                 gate_override: None,
+                release: Default::default(),
             },
         }
     }

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 
+use crate::rollout::Release;
+
 pub const METADATA_DIR: &str = "metadata";
 pub const TARGETS_DIR: &str = "targets";
 pub const TIMESTAMP: &str = "metadata/timestamp.json";
@@ -54,6 +56,9 @@ pub enum TargetInfo {
         /// (`vigil-build publish --override-gate REASON`); absent when it passed or was not run.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         gate_override: Option<String>,
+        /// Channel, publish time, rollout plan and stage, revocation ([`crate::rollout`]).
+        #[serde(flatten)]
+        release: Release,
     },
     Delta {
         /// The version this delta produces.
@@ -75,6 +80,14 @@ impl TargetInfo {
     }
 
     /// The reason recorded when this release bypassed the release gate.
+    /// The release fields of a full database (`None` for a delta).
+    pub fn release(&self) -> Option<&Release> {
+        match self {
+            Self::Full { release, .. } => Some(release),
+            Self::Delta { .. } => None,
+        }
+    }
+
     pub fn gate_override(&self) -> Option<&str> {
         match self {
             Self::Full { gate_override, .. } => gate_override.as_deref(),
@@ -133,6 +146,7 @@ mod tests {
             db_version: 4,
             min_engine_version: 1,
             gate_override: Some("known FP on a vendor tool, fixed in 5".into()),
+            release: Release::default(),
         };
         let c = with.to_custom();
         assert_eq!(c["gate_override"], "known FP on a vendor tool, fixed in 5");
@@ -157,6 +171,7 @@ mod tests {
             db_version: 4,
             min_engine_version: 1,
             gate_override: None,
+            release: Release::default(),
         };
         let c = without.to_custom();
         assert!(!c.contains_key("gate_override"));

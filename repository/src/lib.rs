@@ -13,6 +13,7 @@ pub mod keys;
 pub mod layout;
 pub mod live;
 pub mod publish;
+pub mod rollout;
 pub mod storage;
 pub mod tuf;
 

@@ -25,6 +25,7 @@ use vigil_format::delta::Delta;
 use crate::error::RepoError;
 use crate::keys::{write_new_key, Role, RoleKey};
 use crate::layout::{self, TargetInfo};
+use crate::rollout::Release;
 use crate::storage::{PutCondition, PutOutcome, Storage};
 use crate::tuf::{self, Expiry, StorageTransport};
 
@@ -440,6 +441,7 @@ pub async fn publish(
                 db_version: version,
                 min_engine_version: min_engine,
                 gate_override: opts.gate_override.clone(),
+                release: Release::default(),
             };
             let name = tname(&layout::full_name(version))?;
             new_blobs.push((name, target_of(&db, &full), Bytes::from(db.clone())));

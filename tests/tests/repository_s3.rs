@@ -193,6 +193,7 @@ async fn three_versions_published_to_s3_read_back_through_vigil_server() {
                     .header
                     .min_engine_version,
                 gate_override: None,
+                release: Default::default(),
             })
         );
         let stream = repo.read_target(&name).await.unwrap().unwrap();

@@ -447,6 +447,7 @@ fn delta_that_applies_but_gives_the_wrong_hash_falls_back_to_the_full_database()
                     db_version: 2,
                     min_engine_version: 1,
                     gate_override: None,
+                    release: Default::default(),
                 },
             ),
             (
