@@ -42,6 +42,8 @@ pub struct Plan {
     pub deltas: Vec<Candidate>,
 }
 
+// One value per update check, moved once: boxing the plan would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Choice {
     UpToDate {
