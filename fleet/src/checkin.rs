@@ -308,7 +308,8 @@ mod tests {
         ));
         assert!(matches!(CheckIn::parse(b"{"), Err(CheckInError::Json(_))));
         assert!(matches!(CheckIn::parse(b"[]"), Err(CheckInError::Json(_))));
-        let cases: Vec<(&str, Box<dyn Fn(&mut CheckIn)>)> = vec![
+        type Edit = Box<dyn Fn(&mut CheckIn)>;
+        let cases: Vec<(&str, Edit)> = vec![
             ("schema", Box::new(|c| c.schema = 2)),
             ("client_id", Box::new(|c| c.client_id = "<script>".into())),
             ("client_id", Box::new(|c| c.client_id = String::new())),
