@@ -43,6 +43,22 @@ pub struct Config {
     pub smoke_dir: Option<PathBuf>,
     #[serde(default)]
     pub network: Network,
+    /// The release channel to follow (`stable` by default).
+    #[serde(default = "default_channel")]
+    pub channel: String,
+    /// A rollout ring, such as `canary`: this host takes a release in the plan's stage that
+    /// names its ring, before the percentages.
+    #[serde(default)]
+    pub ring: Option<String>,
+    /// The id this client goes by in rollouts and check-ins; default: random, kept in
+    /// `database_dir/client-id`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Reported in check-ins, e.g. the EC2 instance id.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub fleet: Fleet,
     /// The `[agent]` section as written (relative paths not yet resolved), carried so that
     /// one file configures both programs: vigil-agent parses and checks it (from the file's
     /// text, so its errors point at their line). Empty when absent.
@@ -70,6 +86,23 @@ pub struct Network {
     /// jitter. A server's Retry-After is honoured when it asks for longer.
     pub backoff_base_secs: u64,
     pub backoff_max_secs: u64,
+}
+
+/// Check-ins: after each update check, a small report to the server updated from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fleet {
+    pub checkin: bool,
+    pub timeout_secs: u64,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Self {
+            checkin: true,
+            timeout_secs: 5,
+        }
+    }
 }
 
 impl Default for Network {
@@ -107,6 +140,10 @@ impl Network {
 
 fn default_db_dir() -> PathBuf {
     PathBuf::from("/var/lib/vigil")
+}
+
+fn default_channel() -> String {
+    vigil_repository::rollout::DEFAULT_CHANNEL.to_owned()
 }
 
 fn default_checks() -> u32 {
@@ -148,6 +185,23 @@ impl Config {
                 "checks_per_day = {}: must be 1 to 1440",
                 c.checks_per_day
             )));
+        }
+        use vigil_repository::rollout::valid_name;
+        if !valid_name(&c.channel) {
+            return Err(bad(format!(
+                "channel = {:?}: 1 to 32 of a-z, 0-9 and -",
+                c.channel
+            )));
+        }
+        if let Some(r) = c.ring.as_ref().filter(|r| !valid_name(r)) {
+            return Err(bad(format!("ring = {r:?}: 1 to 32 of a-z, 0-9 and -")));
+        }
+        for (key, v) in [("client_id", &c.client_id), ("instance_id", &c.instance_id)] {
+            if let Some(v) = v.as_ref().filter(|v| !crate::identity::valid_client_id(v)) {
+                return Err(bad(format!(
+                    "{key} = {v:?}: 1 to 128 of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
+                )));
+            }
         }
         if c.token.is_some() && c.token_file.is_some() {
             return Err(bad("set `token` or `token_file`, not both".into()));

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod http;
+pub mod identity;
 pub mod install;
 pub mod mirror;
 pub mod plan;
