@@ -93,12 +93,14 @@ pub async fn send(
             return report;
         }
     };
-    let mirror = match result {
-        Ok(o) => o.report().mirror.clone(),
-        Err(_) => None,
-    };
-    let url = match target(cfg, mirror.as_deref()) {
-        Ok(u) => u,
+    let url = match target(cfg, result) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            let why = "no mirror to report to: every mirror is throttling or cooling down";
+            tracing::debug!("check-in not sent: {why}");
+            report.error = Some(why.to_owned());
+            return report;
+        }
         Err(why) => {
             tracing::warn!(error = %why, "check-in not sent");
             report.error = Some(why);
@@ -139,6 +141,12 @@ pub async fn send(
                     tracing::warn!(url = %url_text, status, "check-in refused");
                 }
             }
+        }
+        // After a failed update the update's own error already says the mirror is out of
+        // reach; a second warning would only repeat it.
+        Err(e) if result.is_err() => {
+            tracing::debug!(error = %e, "check-in not delivered");
+            report.error = Some(e.to_string());
         }
         Err(e) => {
             tracing::warn!(error = %e, "check-in not delivered");
@@ -294,23 +302,32 @@ pub fn clean_hostname(raw: &str) -> String {
     }
 }
 
-/// `fleet/checkin` of the mirror the check used; after a failure, the first mirror that is
-/// not cooling down (the one the update got furthest with), else the first.
-fn target(cfg: &Config, used: Option<&str>) -> Result<Url, String> {
-    let mirror = match used {
-        Some(m) => m.to_owned(),
-        None => {
+/// `fleet/checkin` of the mirror the check used: the one it updated from, or the one its
+/// failure names (the mirror it got furthest with); after a failure that names none (a
+/// rejected database, a local error), the first mirror not cooling down. None when the check
+/// ended throttled or with every mirror cooling down: a mirror that asked us to back off gets
+/// no check-in either.
+fn target(cfg: &Config, result: &Result<Outcome, UpdateError>) -> Result<Option<Url>, String> {
+    let mirror = match result {
+        Ok(o) => o.report().mirror.clone(),
+        Err(UpdateError::Network { mirror, .. } | UpdateError::Verify { mirror, .. }) => {
+            Some(mirror.clone())
+        }
+        Err(UpdateError::Throttled { .. } | UpdateError::AllCoolingDown { .. }) => None,
+        Err(_) => {
             let state = State::load(&cfg.database_dir);
             cfg.mirrors
                 .iter()
                 .find(|m| state.cooldown_left(m) == 0)
-                .or(cfg.mirrors.first())
                 .cloned()
-                .ok_or("no mirror configured")?
         }
+    };
+    let Some(mirror) = mirror else {
+        return Ok(None);
     };
     Url::parse(&mirror)
         .and_then(|u| u.join(CHECKIN_PATH))
+        .map(Some)
         .map_err(|e| format!("mirror {}: {e}", redact(&mirror)))
 }
 
@@ -470,10 +487,36 @@ mod tests {
         .unwrap();
         let m = redact_mirrors(&cfg, "mirror https://u:secret@a/: refused");
         assert_eq!(m, "mirror https://a/: refused");
+        let up_to_date = |mirror: &str| {
+            Ok(Outcome::UpToDate {
+                report: Report {
+                    mirror: Some(mirror.into()),
+                    ..Report::default()
+                },
+            })
+        };
+        let url = |r| target(&cfg, &r).unwrap().map(|u| u.to_string());
         assert_eq!(
-            target(&cfg, Some("https://b/")).unwrap().as_str(),
-            "https://b/fleet/checkin"
+            url(up_to_date("https://b/")).as_deref(),
+            Some("https://b/fleet/checkin")
         );
+        let failed_at = |mirror: &str| {
+            Err(UpdateError::Verify {
+                mirror: mirror.into(),
+                message: "x".into(),
+            })
+        };
+        assert_eq!(
+            url(failed_at("https://b/")).as_deref(),
+            Some("https://b/fleet/checkin")
+        );
+        let throttled = Err(UpdateError::Throttled {
+            mirror: "https://b/".into(),
+            status: 429,
+            secs: 600,
+        });
+        assert_eq!(url(throttled), None, "a throttling mirror is left alone");
+        assert_eq!(url(Err(UpdateError::AllCoolingDown { secs: 9 })), None);
     }
 
     #[test]

@@ -123,6 +123,21 @@ fn vigil_update_checks_in_after_every_check() {
     assert!(msg.contains("500"), "{msg}");
     assert_eq!(ci3.installed, ci.installed, "version 1 stays installed");
     assert_eq!(checkins(&m).len(), 3);
+
+    // A mirror that asks us to back off gets no check-in either.
+    let m2 = mirror(&repo);
+    m2.set_fault(
+        vigil_tests::fault::Match::Any,
+        Fault::Status {
+            code: 429,
+            retry_after: Some(600),
+        },
+    );
+    c.write_config(&repo, &[&m2.url()], "token = \"s3cret\"\n");
+    let r = c.update();
+    assert_eq!(r.code, NETWORK, "{}", r.stderr);
+    assert_eq!(m2.requests().len(), 1, "{:?}", m2.requests());
+    assert_eq!(m2.requests()[0].method, "GET");
 }
 
 #[test]
