@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 use vigil_client_updater::install::{load_and_smoke_test, load_installed, ACTIVE};
-use vigil_client_updater::update::{load_keys, update, Dirs, Options, Outcome};
-use vigil_client_updater::{exit, Config};
+use vigil_client_updater::update::{load_keys, Dirs, Options, Outcome};
+use vigil_client_updater::{check, exit, Config};
 use vigil_format::PublicKey;
 use vigil_scan_core::{Engine, SharedEngine};
 
@@ -100,7 +100,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
             _ = usr2.recv() => {
                 tracing::info!("SIGUSR2: running every scheduled scan now");
                 for s in &agent.scheduled {
-                    start_scan(s.clone(), &agent, shared.clone(), running.clone());
+                    start_scan(s.clone(), &agent, &cfg.database_dir, shared.clone(), running.clone());
                 }
             }
             _ = tokio::time::sleep_until(next_scan) => {
@@ -108,7 +108,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
                 for (name, t) in &next_scans {
                     if *t <= now {
                         if let Some(s) = agent.scheduled.iter().find(|s| &s.name == name) {
-                            start_scan(s.clone(), &agent, shared.clone(), running.clone());
+                            start_scan(s.clone(), &agent, &cfg.database_dir, shared.clone(), running.clone());
                         }
                     }
                 }
@@ -235,8 +235,10 @@ async fn engine_from_disk(cfg: &Config, keys: &[PublicKey], dirs: &Dirs) -> Opti
     .flatten()
 }
 
+/// One update check and its check-in (which logs its own trouble and never changes this).
 async fn run_update(cfg: &Config, keys: &[PublicKey]) -> Option<Engine> {
-    match update(cfg, keys, &Options::default()).await {
+    let (result, _checkin) = check(cfg, keys, &Options::default()).await;
+    match result {
         Ok(Outcome::Updated { report, engine }) => {
             tracing::info!(
                 from = report.from,

@@ -1,15 +1,19 @@
 //! Scheduled scans: `[[agent.scheduled]]` entries fire on their cron schedule (or all at once
 //! on SIGUSR2), each run walks its paths with one engine on the agent's scan threads and
 //! appends one JSON line per finding, one per file that could not be read, and a summary line
-//! to its `output` file. A schedule still running when it fires again is skipped.
+//! to its `output` file, and records the run's summary in `database_dir/last-scan.json` for
+//! the fleet check-ins. A schedule still running when it fires again is skipped.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use vigil_client_updater::checkin::write_last_scan;
+use vigil_fleet::checkin::LastScan;
 use vigil_scan_core::{Engine, Limits, Pool, Scanned, SharedEngine, Targets, ENGINE_VERSION};
 
 use crate::config::{AgentConfig, ScheduledScan};
@@ -36,9 +40,11 @@ pub(crate) fn next_fire_times(agent: &AgentConfig) -> Vec<(String, tokio::time::
 }
 
 /// Starts a scheduled scan on its own threads unless the same schedule is still running.
+/// A finished run's summary goes to `db_dir/last-scan.json` for the next check-in.
 pub(crate) fn start_scan(
     s: ScheduledScan,
     agent: &AgentConfig,
+    db_dir: &Path,
     shared: Arc<SharedEngine>,
     running: Arc<Mutex<HashMap<String, Instant>>>,
 ) {
@@ -51,11 +57,15 @@ pub(crate) fn start_scan(
         r.insert(s.name.clone(), Instant::now());
     }
     let (threads, limits) = (agent.scan_threads.max(1), agent.limits());
+    let db_dir = db_dir.to_path_buf();
     std::thread::spawn(move || {
         tracing::info!(scan = %s.name, paths = ?s.paths, "scheduled scan started");
         match scheduled_scan(&s, &shared.current(), threads, &limits) {
             Ok(t) => {
-                tracing::info!(scan = %s.name, scanned = t.scanned, infected = t.infected, errors = t.errors, "scheduled scan finished")
+                tracing::info!(scan = %s.name, scanned = t.scanned, infected = t.infected, errors = t.errors, "scheduled scan finished");
+                if let Err(e) = record_last_scan(&db_dir, &t) {
+                    tracing::warn!(error = %e, "the scan summary for check-ins was not recorded");
+                }
             }
             Err(e) => {
                 tracing::error!(scan = %s.name, output = %s.output.display(), error = %e, "scheduled scan failed")
@@ -65,6 +75,21 @@ pub(crate) fn start_scan(
             r.remove(&s.name);
         }
     });
+}
+
+/// Writes `t` as the last scan (`database_dir/last-scan.json`), stamped now: the time the
+/// run finished, which is what "last scanned" means in the fleet's compliance report.
+pub fn record_last_scan(
+    db_dir: &Path,
+    t: &Totals,
+) -> Result<(), vigil_client_updater::UpdateError> {
+    let scan = LastScan {
+        at: jiff::Timestamp::now().as_second(),
+        scanned: t.scanned,
+        infected: t.infected,
+        errors: t.errors,
+    };
+    write_last_scan(db_dir, &scan)
 }
 
 /// What one run of a scheduled scan saw.

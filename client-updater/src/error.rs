@@ -25,6 +25,18 @@ pub mod exit {
     pub const LOCKED: u8 = 7;
 }
 
+/// Why a verified database was rejected: check-ins tell the two apart, because the automatic
+/// halt counts both but an operator reads them differently (a rule that does not compile in
+/// this engine, or rules that compile but miss a sample).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectKind {
+    /// It did not load: the engine refused it (compile error, or a header that disagrees with
+    /// TUF).
+    Load,
+    /// It loaded but failed the smoke test (missed EICAR or a file in `smoke_dir`).
+    SmokeTest,
+}
+
 #[derive(Debug, Error)]
 pub enum UpdateError {
     #[error("configuration {path}: {message}")]
@@ -47,7 +59,11 @@ pub enum UpdateError {
     Verify { mirror: String, message: String },
 
     #[error("database version {version} rejected: {message}")]
-    Rejected { version: u64, message: String },
+    Rejected {
+        version: u64,
+        kind: RejectKind,
+        message: String,
+    },
 
     #[error("{context} {path}: {source}")]
     Io {

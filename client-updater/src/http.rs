@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use reqwest::header::{
-    HeaderMap, HeaderValue, AUTHORIZATION, ETAG, IF_NONE_MATCH, RANGE, RETRY_AFTER,
+    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RANGE, RETRY_AFTER,
 };
 use reqwest::StatusCode;
 use thiserror::Error;
@@ -255,6 +255,37 @@ impl Http {
                 }
                 Ok(Some((out, etag)))
             }
+        }
+    }
+
+    /// POSTs a small JSON body (a check-in) with the feed token, and returns the status. The
+    /// whole exchange, connect included, is bounded by `timeout`; the response body is
+    /// ignored.
+    pub async fn post_json(
+        &self,
+        url: &Url,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<u16, FetchError> {
+        let u = url.to_string();
+        let mut req = self
+            .client
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(t) = &self.token {
+            req = req.header(AUTHORIZATION, t.clone());
+        }
+        match tokio::time::timeout(timeout, req.send()).await {
+            Err(_) => Err(FetchError::Timeout {
+                url: u,
+                secs: timeout.as_secs(),
+            }),
+            Ok(Err(e)) => Err(FetchError::Network {
+                url: u,
+                message: error_chain(&e),
+            }),
+            Ok(Ok(r)) => Ok(r.status().as_u16()),
         }
     }
 

@@ -18,7 +18,7 @@ use vigil_repository::tuf::parse_root;
 use vigil_scan_core::{Engine, EngineError};
 
 use crate::config::Config;
-use crate::error::UpdateError;
+use crate::error::{RejectKind, UpdateError};
 use crate::fetch::{discard_partial, fetch_target, FetchFailure, Forgery};
 use crate::http::{find_fetch_error, FetchError, Http, MirrorTransport};
 use crate::install::{install, load_and_smoke_test, load_installed, InstalledDb, SmokeError};
@@ -416,29 +416,39 @@ async fn from_mirror(
     let (keys, cache, smoke_dir) = (keys.to_vec(), dirs.cache.clone(), cfg.smoke_dir.clone());
     // Verify once and hand the proof to the engine; compiling YARA rules is CPU work, so all of
     // it stays off the async workers.
-    let smoke = tokio::task::spawn_blocking(move || -> Result<(VerifiedDb, Engine), String> {
-        let db = VerifiedDb::verify(bytes, &keys)
-            .map_err(|e| SmokeError::Engine(EngineError::from(e)).to_string())?;
-        // The container must say what TUF says it is.
-        let header_version = db.header().db_version;
-        if header_version != version {
-            return Err(format!(
-                "the database says it is version {header_version}, TUF lists it as {version}"
-            ));
-        }
-        let engine = load_and_smoke_test(&db.verified(), &cache, smoke_dir.as_deref())
-            .map_err(|e| e.to_string())?;
-        Ok((db, engine))
-    })
+    let smoke = tokio::task::spawn_blocking(
+        move || -> Result<(VerifiedDb, Engine), (RejectKind, String)> {
+            let load = |why: String| (RejectKind::Load, why);
+            let db = VerifiedDb::verify(bytes, &keys)
+                .map_err(|e| load(SmokeError::Engine(EngineError::from(e)).to_string()))?;
+            // The container must say what TUF says it is.
+            let header_version = db.header().db_version;
+            if header_version != version {
+                return Err(load(format!(
+                    "the database says it is version {header_version}, TUF lists it as {version}"
+                )));
+            }
+            let engine = load_and_smoke_test(&db.verified(), &cache, smoke_dir.as_deref())
+                .map_err(|e| {
+                    let kind = match e {
+                        SmokeError::Engine(_) => RejectKind::Load,
+                        _ => RejectKind::SmokeTest,
+                    };
+                    (kind, e.to_string())
+                })?;
+            Ok((db, engine))
+        },
+    )
     .await
-    .unwrap_or_else(|e| Err(format!("loading panicked: {e}")));
+    .unwrap_or_else(|e| Err((RejectKind::Load, format!("loading panicked: {e}"))));
     let (db, engine) = match smoke {
         Ok(ok) => ok,
-        Err(why) => {
+        Err((kind, why)) => {
             state.mark_bad(version, &plan.full.sha256, &why);
             discard_partial(&dirs.partial, &plan.full);
             return Err(UpdateError::Rejected {
                 version,
+                kind,
                 message: why,
             });
         }

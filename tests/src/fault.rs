@@ -4,6 +4,8 @@
 //! Why not nginx or vigil-server: the attacks in the TUF threat model (endless data, slow
 //! retrieval, freeze, mix-and-match, a mirror that vanishes mid-download) need a server that
 //! breaks the protocol on purpose, per path, and reports exactly what the client asked for.
+//! It also takes POSTs on the paths a test names ([`FaultServer::accept_posts`]) and keeps
+//! their bodies: the fleet check-ins a client sends to the mirror it updated from.
 //!
 //! Plain std threads and sockets, one thread per connection; files are read whole per request
 //! (repositories in tests are small). URL paths are the file paths relative to `root`.
@@ -112,7 +114,14 @@ pub struct Request {
     pub body_bytes: u64,
     /// The fault applied, if any.
     pub fault: Option<Fault>,
+    pub authorization: Option<String>,
+    pub content_type: Option<String>,
+    /// The request's body (the first [`MAX_KEPT_BODY`] bytes): what a client POSTed.
+    pub request_body: Vec<u8>,
 }
+
+/// Request bodies beyond this are read and dropped, not kept.
+pub const MAX_KEPT_BODY: usize = 1 << 20;
 
 struct FaultRule {
     matcher: Match,
@@ -127,6 +136,8 @@ struct Inner {
     listener: Mutex<Option<TcpListener>>,
     stopped: AtomicBool,
     faults: Mutex<Vec<FaultRule>>,
+    /// Paths that take POSTs (answered 204, bodies kept in the log) unless a fault says else.
+    posts: Mutex<Vec<Match>>,
     log: Mutex<Vec<Request>>,
     /// Clones of open connections, so stopping can close them under their threads.
     conns: Mutex<HashMap<u64, TcpStream>>,
@@ -159,6 +170,7 @@ impl FaultServer {
             listener: Mutex::new(Some(listener)),
             stopped: AtomicBool::new(false),
             faults: Mutex::new(Vec::new()),
+            posts: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
@@ -212,6 +224,21 @@ impl FaultServer {
             fault,
             remaining,
         });
+    }
+
+    /// Accepts POSTs to matching paths, like a check-in endpoint: 204, with the body kept in
+    /// [`requests`](Self::requests). `Status` and `Hang` faults on the same paths apply to them
+    /// (a 404 from a static mirror, a receiver that never answers). Other paths answer 405.
+    pub fn accept_posts(&self, matcher: impl Into<Match>) {
+        lock(&self.inner.posts).push(matcher.into());
+    }
+
+    /// The bodies POSTed to paths containing `path`, in arrival order.
+    pub fn posted(&self, path: &str) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.contains(path))
+            .collect()
     }
 
     /// Removes the rule set for exactly this matcher.
@@ -418,13 +445,23 @@ fn serve_connection(inner: &Inner, stream: TcpStream) -> io::Result<()> {
         let Some(head) = read_head(&mut reader)? else {
             return Ok(());
         };
-        // GET and HEAD have no body; discard one if a client sent it anyway.
+        // Kept for POSTs (bounded); GET and HEAD have none, and one sent anyway is logged too.
         let body_len = head
             .header("content-length")
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        io::copy(&mut reader.by_ref().take(body_len), &mut io::sink())?;
-        if !respond(inner, &mut out, &head)? {
+        let mut body = Vec::new();
+        reader
+            .by_ref()
+            .take(body_len.min(MAX_KEPT_BODY as u64))
+            .read_to_end(&mut body)?;
+        io::copy(
+            &mut reader
+                .by_ref()
+                .take(body_len.saturating_sub(MAX_KEPT_BODY as u64)),
+            &mut io::sink(),
+        )?;
+        if !respond(inner, &mut out, &head, body)? {
             let _ = out.shutdown(Shutdown::Both);
             return Ok(());
         }
@@ -440,7 +477,7 @@ struct Plan {
 }
 
 /// Answers one request; `Ok(false)` when the connection must close afterwards.
-fn respond(inner: &Inner, out: &mut TcpStream, head: &Head) -> io::Result<bool> {
+fn respond(inner: &Inner, out: &mut TcpStream, head: &Head, body: Vec<u8>) -> io::Result<bool> {
     let is_head = head.method == "HEAD";
     let path = head.target.split('?').next().unwrap_or_default();
     let decoded = percent_decode(path.trim_start_matches('/'));
@@ -453,6 +490,9 @@ fn respond(inner: &Inner, out: &mut TcpStream, head: &Head) -> io::Result<bool> 
         status: 0,
         body_bytes: 0,
         fault: fault.clone(),
+        authorization: head.header("authorization").map(str::to_string),
+        content_type: head.header("content-type").map(str::to_string),
+        request_body: body,
     });
     let set_status = |code: u16| {
         if let Some(r) = lock(&inner.log).get_mut(entry) {
@@ -460,6 +500,35 @@ fn respond(inner: &Inner, out: &mut TcpStream, head: &Head) -> io::Result<bool> 
         }
     };
 
+    let takes_post = decoded
+        .as_deref()
+        .is_some_and(|p| lock(&inner.posts).iter().any(|m| m.matches(p)));
+    if head.method == "POST" && takes_post {
+        match &fault {
+            Some(Fault::Hang) => {
+                hold(inner, out, None);
+                return Ok(false);
+            }
+            Some(Fault::Status { code, retry_after }) => {
+                set_status(*code);
+                let mut plan = text(*code, &format!("status {code}\n"));
+                if let Some(secs) = retry_after {
+                    plan.headers.push(("Retry-After", secs.to_string()));
+                }
+                send_whole(inner, out, entry, &plan, false, head.keep_alive)?;
+            }
+            _ => {
+                set_status(204);
+                let plan = Plan {
+                    status: 204,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                };
+                send_head(out, &plan, None, head.keep_alive)?;
+            }
+        }
+        return Ok(head.keep_alive);
+    }
     if head.method != "GET" && !is_head {
         set_status(405);
         let plan = Plan {
@@ -865,6 +934,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         206 => "Partial Content",
         304 => "Not Modified",
         400 => "Bad Request",

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use vigil_client_updater::{exit, update, Config, Options, Outcome, UpdateError};
+use vigil_client_updater::{check, exit, Config, Options, Outcome, UpdateError};
 
 #[derive(Parser)]
 #[command(
@@ -127,8 +127,9 @@ fn run_inner(args: Args) -> Result<u8, UpdateError> {
                 ..Options::default()
             };
             let rt = runtime()?;
-            let outcome = rt.block_on(update(&cfg, &keys, &opts))?;
-            Ok(log_outcome(&outcome))
+            // The check-in (sent inside `check`) never changes the exit code.
+            let (outcome, _checkin) = rt.block_on(check(&cfg, &keys, &opts));
+            Ok(log_outcome(&outcome?))
         }
     }
 }
