@@ -76,6 +76,10 @@ fn start(work: &Path, store: &[&str]) -> Server {
 
 const LUA: &str = r#"
 local n = 0
+local run = "0"
+function init(args)
+  run = args[1] or "0"
+end
 function setup(thread)
   thread:set("tid", n)
   n = n + 1
@@ -83,22 +87,29 @@ end
 local counter = 0
 function request()
   counter = counter + 1
-  local body = string.format('{"schema":1,"client_id":"bench-%s-%d","hostname":"host-%d",'
+  local body = string.format('{"schema":1,"client_id":"bench-%s-%s-%d","hostname":"host-%d",'
     .. '"channel":"stable","installed":{"version":%d,"sha256":"%s"},"engine_version":1,'
     .. '"last_update":{"result":"%s","at":1764600000,"version":7},'
     .. '"last_scan":{"at":1764590000,"scanned":1200,"infected":%d,"errors":0}}',
-    tid, counter, counter, 6 + counter % 2, string.rep("ab", 32),
+    run, tid, counter, counter, 6 + counter % 2, string.rep("ab", 32),
     (counter % 97 == 0) and "smoke_test" or "ok", counter % 5)
   return wrk.format("POST", "/fleet/checkin", {["Content-Type"] = "application/json"}, body)
 end
 "#;
 
 /// (check-ins/s, p99 ms, non-2xx responses) from one wrk run.
-fn wrk(addr: SocketAddr, script: &Path, secs: u64, conns: u64) -> (f64, f64, u64) {
+/// `run` makes this run's client ids distinct from every other run's.
+fn wrk(addr: SocketAddr, script: &Path, secs: u64, conns: u64, run: u64) -> (f64, f64, u64) {
     let out = Command::new("wrk")
-        .args(["-t2", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency"])
+        .args([
+            "-t2",
+            &format!("-c{conns}"),
+            &format!("-d{secs}s"),
+            "--latency",
+        ])
         .args(["-s", script.to_str().unwrap()])
         .arg(format!("http://{addr}/"))
+        .args(["--", &run.to_string()])
         .output()
         .expect("run wrk");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -106,7 +117,9 @@ fn wrk(addr: SocketAddr, script: &Path, secs: u64, conns: u64) -> (f64, f64, u64
         text.lines()
             .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned()))
     };
-    let rps = field("Requests/sec:").and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let rps = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     let p99 = field("99%").map_or(0.0, |v| ms(&v));
     let bad = field("Non-2xx or 3xx responses:")
         .and_then(|v| v.parse().ok())
@@ -115,7 +128,10 @@ fn wrk(addr: SocketAddr, script: &Path, secs: u64, conns: u64) -> (f64, f64, u64
 }
 
 fn ms(v: &str) -> f64 {
-    let num: f64 = v.trim_end_matches(|c: char| c.is_alphabetic()).parse().unwrap_or(0.0);
+    let num: f64 = v
+        .trim_end_matches(|c: char| c.is_alphabetic())
+        .parse()
+        .unwrap_or(0.0);
     if v.ends_with("us") {
         num / 1000.0
     } else if v.ends_with("ms") {
@@ -139,7 +155,11 @@ fn get(addr: SocketAddr, path: &str) -> (f64, Vec<u8>) {
     .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    assert!(raw.starts_with(b"HTTP/1.1 200"), "{path}: {}", String::from_utf8_lossy(&raw[..raw.len().min(200)]));
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{path}: {}",
+        String::from_utf8_lossy(&raw[..raw.len().min(200)])
+    );
     (t.elapsed().as_secs_f64(), raw)
 }
 
@@ -170,7 +190,10 @@ fn main() {
     let mut rows = Vec::new();
     let mut backends: Vec<(&str, Vec<String>)> = vec![(
         "SQLite",
-        vec!["--state-dir".into(), work.path().join("state").display().to_string()],
+        vec![
+            "--state-dir".into(),
+            work.path().join("state").display().to_string(),
+        ],
     )];
     match &pg {
         Some(pg) => backends.push(("PostgreSQL", vec!["--fleet-db".into(), pg.url.clone()])),
@@ -181,11 +204,13 @@ fn main() {
         std::fs::create_dir_all(&dir).unwrap();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let srv = start(&dir, &args);
-        let (rps, p99, bad) = wrk(srv.addr, &script, secs, conns);
-        // Fill to the fleet size for the reads.
+        let (rps, p99, bad) = wrk(srv.addr, &script, secs, conns, 0);
+        // Fill to the fleet size for the reads, with new ids each run.
         let mut n = hosts(srv.addr);
+        let mut run = 1;
         while n < want {
-            let _ = wrk(srv.addr, &script, 5, conns);
+            let _ = wrk(srv.addr, &script, 10, conns, run);
+            run += 1;
             n = hosts(srv.addr);
         }
         let time = |path: &str| {
@@ -206,12 +231,17 @@ fn main() {
         let csv = time("/fleet/compliance.csv");
         rows.push((name.to_string(), rps, p99, bad, n, console, api, csv));
     }
-    println!(
-        "\nfleet check-ins: wrk -t2 -c{conns} -d{secs}s, distinct client ids, limits off\n"
-    );
+    println!("\nfleet check-ins: wrk -t2 -c{conns} -d{secs}s, distinct client ids, limits off\n");
     println!(
         "{:<11} {:>12} {:>9} {:>8} {:>9} {:>12} {:>14} {:>16}",
-        "store", "check-ins/s", "p99 ms", "non-2xx", "hosts", "/fleet ms", "/api/fleet ms", "CSV ms (MB)"
+        "store",
+        "check-ins/s",
+        "p99 ms",
+        "non-2xx",
+        "hosts",
+        "/fleet ms",
+        "/api/fleet ms",
+        "CSV ms (MB)"
     );
     for (name, rps, p99, bad, n, console, api, csv) in rows {
         println!(

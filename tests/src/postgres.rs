@@ -62,7 +62,8 @@ pub fn start_postgres() -> Option<Postgres> {
     };
     if is_root {
         let (uid, gid) = nobody().expect("starting PostgreSQL");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("starting PostgreSQL");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("starting PostgreSQL");
         std::fs::create_dir(&data).expect("starting PostgreSQL");
         std::os::unix::fs::chown(&data, Some(uid), Some(gid)).expect("starting PostgreSQL");
     }
@@ -91,18 +92,23 @@ pub fn start_postgres() -> Option<Postgres> {
         .expect("starting PostgreSQL")
         .port();
     let mut pg = Command::new(bin.join("postgres"));
-    pg.args(["-D", data.to_str().expect("starting PostgreSQL"), "-k", data.to_str().expect("starting PostgreSQL")])
-        .args([
-            "-p",
-            &port.to_string(),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .current_dir("/");
+    pg.args([
+        "-D",
+        data.to_str().expect("starting PostgreSQL"),
+        "-k",
+        data.to_str().expect("starting PostgreSQL"),
+    ])
+    .args([
+        "-p",
+        &port.to_string(),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .current_dir("/");
     as_user(&mut pg);
     let child = pg.spawn().expect("starting PostgreSQL");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -125,4 +131,3 @@ pub fn start_postgres() -> Option<Postgres> {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
-

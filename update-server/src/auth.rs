@@ -120,7 +120,7 @@ fn basic_password(value: &[u8]) -> Option<Vec<u8>> {
 
 /// Standard base64 with padding (RFC 4648), as Basic credentials use; `None` on anything else.
 fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 4 != 0 || s.len() > 4096 {
+    if s.is_empty() || !s.len().is_multiple_of(4) || s.len() > 4096 {
         return None;
     }
     let val = |c: u8| -> Option<u32> {

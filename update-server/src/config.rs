@@ -274,6 +274,22 @@ mod tests {
     }
 
     #[test]
+    fn fleet_keys() {
+        let c = Config::parse(
+            "state_dir = \"/var/lib/v\"\nadmin_tokens_file = \"/etc/a\"\n\
+             [fleet]\ncheckin_interval_s = 0\nburst = 5\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.state_dir.as_deref(), Some(Path::new("/var/lib/v")));
+        assert_eq!(c.fleet.checkin_interval_s, 0);
+        assert_eq!(c.fleet.burst, 5);
+        assert_eq!(c.fleet.requests_per_second, 100.0, "defaults fill the rest");
+        assert!(c.fleet_db.is_none());
+        assert!(Config::parse("[fleet]\ninterval = 1\n", Path::new("c.toml")).is_err());
+    }
+
+    #[test]
     fn typos_are_errors() {
         let e = Config::parse("blob_cache = 1\n", Path::new("c.toml")).unwrap_err();
         assert!(e.to_string().contains("blob_cache"), "{e}");

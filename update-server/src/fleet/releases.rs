@@ -35,10 +35,7 @@ impl ReleaseView {
 /// The full releases of the repository's current targets metadata, newest first; empty when
 /// there is no repository yet or its metadata does not parse.
 pub(crate) async fn load(s: &Inner) -> Vec<ReleaseView> {
-    match read(s).await {
-        Some(v) => v,
-        None => Vec::new(),
-    }
+    read(s).await.unwrap_or_default()
 }
 
 async fn json(s: &Inner, key: &str) -> Option<Value> {
