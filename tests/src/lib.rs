@@ -7,6 +7,7 @@
 
 pub mod fault;
 pub mod hostile;
+pub mod postgres;
 pub mod rules;
 pub mod s3;
 pub mod thirdparty;

@@ -18,6 +18,15 @@
 //! request_timeout_s = 60         # 0 disables; see `Config::request_timeout_s`
 //! max_connections = 1024         # 0: no cap
 //!
+//! state_dir = "/var/lib/vigil-server"  # fleet check-ins in STATE_DIR/fleet.sqlite3
+//! fleet_db = "postgres://vigil@db:5432/vigil"  # instead: PostgreSQL, for several replicas
+//! admin_tokens_file = "/etc/vigil/admin-tokens"  # hashes of tokens for the fleet's reads
+//!
+//! [fleet]                        # check-in limits; 0 disables each
+//! checkin_interval_s = 10        # one check-in per client id per this many seconds
+//! requests_per_second = 100      # per address: generous, for fleets behind one NAT
+//! burst = 1000
+//!
 //! [rate_limit]                   # per client IP (IPv6: per /64); 0 in either disables
 //! requests_per_second = 20
 //! burst = 100
@@ -70,6 +79,36 @@ pub struct Config {
     pub max_connections: usize,
     pub rate_limit: RateLimitConfig,
     pub s3: S3Config,
+    /// Fleet check-ins in `STATE_DIR/fleet.sqlite3`.
+    pub state_dir: Option<PathBuf>,
+    /// `postgres://...`: the fleet store in PostgreSQL instead (wins over `state_dir`).
+    pub fleet_db: Option<String>,
+    /// Hashes of the tokens that may read the fleet (same format as `tokens_file`).
+    pub admin_tokens_file: Option<PathBuf>,
+    pub fleet: FleetConfig,
+}
+
+/// Limits on check-ins (`POST /fleet/checkin`), apart from the general per-address limit.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetConfig {
+    /// One check-in per client id per this many seconds; 0 disables.
+    pub checkin_interval_s: u64,
+    /// Check-ins per second per address, and the burst; 0 in either disables.
+    pub requests_per_second: f64,
+    pub burst: u32,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        // A client checks in after each update check (minutes apart); ten thousand hosts
+        // behind one NAT checking in every five minutes are about 33 a second.
+        Self {
+            checkin_interval_s: 10,
+            requests_per_second: 100.0,
+            burst: 1000,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -124,6 +163,10 @@ impl Default for Config {
             max_connections: 1024,
             rate_limit: RateLimitConfig::default(),
             s3: S3Config::default(),
+            state_dir: None,
+            fleet_db: None,
+            admin_tokens_file: None,
+            fleet: FleetConfig::default(),
         }
     }
 }
@@ -228,6 +271,22 @@ mod tests {
             .max_connections(),
             None
         );
+    }
+
+    #[test]
+    fn fleet_keys() {
+        let c = Config::parse(
+            "state_dir = \"/var/lib/v\"\nadmin_tokens_file = \"/etc/a\"\n\
+             [fleet]\ncheckin_interval_s = 0\nburst = 5\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.state_dir.as_deref(), Some(Path::new("/var/lib/v")));
+        assert_eq!(c.fleet.checkin_interval_s, 0);
+        assert_eq!(c.fleet.burst, 5);
+        assert_eq!(c.fleet.requests_per_second, 100.0, "defaults fill the rest");
+        assert!(c.fleet_db.is_none());
+        assert!(Config::parse("[fleet]\ninterval = 1\n", Path::new("c.toml")).is_err());
     }
 
     #[test]

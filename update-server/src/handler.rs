@@ -5,7 +5,9 @@
 //! have none); `/healthz` is rate limited in buckets of its own, `/metrics` (an encoding of
 //! counters in memory) not at all. Everything else is rate limited first (so it also
 //! throttles token guessing), then must be GET or HEAD, then authenticated, and only then is
-//! the path looked at, so an unauthenticated client learns nothing about what exists.
+//! the path looked at, so an unauthenticated client learns nothing about what exists. The
+//! fleet's paths are the exception: check-ins (`POST /fleet/checkin`) are limited per client
+//! id and per address on their own, and the admin reads take admin tokens ([`crate::fleet`]).
 //!
 //! An object comes from the caches, else from one load shared by every request that misses
 //! the same key meanwhile ([`crate::flight`]); only a target too large to keep whole is read
@@ -33,7 +35,7 @@ use crate::range::{self, RangeReply};
 use crate::ratelimit::{Decision, RateLimiter};
 use crate::route::{self, Class, Route};
 use crate::state::{AppState, Inner, Loaded};
-use crate::{conditional, health, stall};
+use crate::{conditional, fleet, health, stall};
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const BYTES: HeaderValue = HeaderValue::from_static("bytes");
@@ -47,12 +49,12 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    let (parts, _body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let s = &*state.0;
     let route = route::route(parts.uri.path());
     let logged_path = parts.uri.path();
     let logged_path = logged_path.get(..LOG_PATH_MAX).unwrap_or(logged_path);
-    let answer = dispatch(&state, &parts, route, peer, start);
+    let answer = dispatch(&state, &parts, body, route, peer, start);
     // The head half of the request timeout (the body half is in `stall`). Dropping a
     // dispatch midway is safe: a shared load passes to a request still waiting for it.
     let (resp, bytes) = match s.limits.request_timeout {
@@ -85,6 +87,7 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
 async fn dispatch(
     state: &AppState,
     parts: &Parts,
+    body: Body,
     route: Route<'_>,
     peer: IpAddr,
     now: Instant,
@@ -115,10 +118,17 @@ async fn dispatch(
             return (resp, 0);
         }
         Route::Health | Route::Metrics => return method_not_allowed(),
+        // Check-ins have limits of their own (per client id, and a per-address bucket sized
+        // for fleets behind one NAT), and the feed tokens; see `fleet::http`.
+        Route::FleetCheckin => return fleet::http::checkin(state, parts, body, peer).await,
         _ => {}
     }
     if let Some(denied) = limit(s.limiter.as_ref(), peer, now) {
         return denied;
+    }
+    if let Route::Fleet(page) = route {
+        // Admin reads: the admin tokens, not the feed's.
+        return fleet::http::admin(state, parts, page).await;
     }
     if !readable {
         return method_not_allowed();
@@ -147,7 +157,11 @@ async fn dispatch(
             },
         },
         Route::BadPath => plain(StatusCode::BAD_REQUEST, "bad path\n"),
-        Route::NotFound | Route::Health | Route::Metrics => not_found(),
+        Route::NotFound
+        | Route::Health
+        | Route::Metrics
+        | Route::FleetCheckin
+        | Route::Fleet(_) => not_found(),
     }
 }
 

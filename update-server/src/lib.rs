@@ -16,6 +16,7 @@ pub mod cache;
 pub mod conditional;
 pub mod config;
 mod connections;
+pub mod fleet;
 mod flight;
 mod handler;
 mod health;
@@ -34,6 +35,7 @@ use vigil_repository::storage::StorageError;
 
 pub use config::{Config, LogFormat};
 pub use connections::serve;
+pub use fleet::open_store;
 pub use state::{open_storage, AppState};
 
 #[derive(Debug, Error)]
@@ -67,6 +69,8 @@ pub enum Error {
     RepositoryMissing { path: PathBuf },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("cannot open the fleet store: {0}")]
+    FleetStore(String),
 }
 
 /// How [`serve`] ended.

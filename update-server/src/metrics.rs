@@ -1,7 +1,8 @@
 //! Prometheus metrics, served at `/metrics` in the OpenMetrics text format.
 //!
-//! - `vigil_http_requests_total{route,status}`: `route` is metadata, targets, health, metrics
-//!   or other (bad paths and unknown prefixes), so label cardinality stays fixed.
+//! - `vigil_http_requests_total{route,status}`: `route` is metadata, targets, health, metrics,
+//!   fleet_checkin (check-ins by status: 204 stored, 400, 401, 413, 429), fleet_admin or other
+//!   (bad paths and unknown prefixes), so label cardinality stays fixed.
 //! - `vigil_http_response_bytes_total{route}`: body bytes of the responses (their
 //!   Content-Length; a download the client abandons still counts whole).
 //! - `vigil_http_request_duration_seconds{route}`: time to the response headers.

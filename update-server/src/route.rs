@@ -10,6 +10,10 @@ use vigil_repository::storage::check_key;
 pub enum Route<'a> {
     Health,
     Metrics,
+    /// `POST /fleet/checkin`.
+    FleetCheckin,
+    /// An admin read of the fleet.
+    Fleet(FleetPage),
     /// A repository object: `metadata/...` or `targets/...`, already checked by `check_key`.
     Object(&'a str),
     /// Not a safe repository key: 400.
@@ -18,12 +22,27 @@ pub enum Route<'a> {
     NotFound,
 }
 
+/// The admin reads of the fleet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FleetPage {
+    /// `/api/fleet/health`
+    Health,
+    /// `/api/fleet`
+    Summary,
+    /// `/fleet`
+    Console,
+    /// `/fleet/compliance.csv`
+    Csv,
+}
+
 impl Route<'_> {
     /// The `route` label of the metrics.
     pub fn label(&self) -> &'static str {
         match self {
             Route::Health => "health",
             Route::Metrics => "metrics",
+            Route::FleetCheckin => "fleet_checkin",
+            Route::Fleet(_) => "fleet_admin",
             Route::Object(key) if key.starts_with("metadata/") => "metadata",
             Route::Object(_) => "targets",
             Route::BadPath | Route::NotFound => "other",
@@ -35,6 +54,11 @@ pub fn route(path: &str) -> Route<'_> {
     match path {
         "/healthz" => return Route::Health,
         "/metrics" => return Route::Metrics,
+        "/fleet/checkin" => return Route::FleetCheckin,
+        "/api/fleet/health" => return Route::Fleet(FleetPage::Health),
+        "/api/fleet" => return Route::Fleet(FleetPage::Summary),
+        "/fleet" => return Route::Fleet(FleetPage::Console),
+        "/fleet/compliance.csv" => return Route::Fleet(FleetPage::Csv),
         "/" => return Route::NotFound,
         _ => {}
     }
@@ -159,6 +183,10 @@ mod tests {
     fn routes() {
         assert_eq!(route("/healthz"), Route::Health);
         assert_eq!(route("/metrics"), Route::Metrics);
+        assert_eq!(route("/fleet/checkin"), Route::FleetCheckin);
+        assert_eq!(route("/fleet"), Route::Fleet(FleetPage::Console));
+        assert_eq!(route("/api/fleet"), Route::Fleet(FleetPage::Summary));
+        assert_eq!(route("/fleet/x"), Route::NotFound);
         assert_eq!(
             route("/metadata/timestamp.json"),
             Route::Object("metadata/timestamp.json")

@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub access_log: bool,
     pub drain_timeout: Duration,
     pub limits: Limits,
+    /// Check-ins and the admin reads; `None` without a store.
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 /// The bounds on what one connection may hold (see [`Config`]'s fields of the same names);
@@ -70,8 +72,22 @@ const MB: u64 = 1 << 20;
 const NEGATIVE_ENTRIES: usize = 4096;
 
 impl AppState {
-    /// Reads the tokens file, if any; touches nothing in `storage`.
+    /// Reads the tokens file, if any; touches nothing in `storage`. No fleet store.
     pub fn new(storage: Arc<dyn Storage>, config: &Config) -> Result<Self, Error> {
+        Self::with_fleet(storage, config, None)
+    }
+
+    /// As [`new`](Self::new), with the fleet store from [`crate::open_store`] (and the admin
+    /// tokens file, if any).
+    pub fn with_fleet(
+        storage: Arc<dyn Storage>,
+        config: &Config,
+        fleet: Option<Arc<dyn crate::fleet::FleetStore>>,
+    ) -> Result<Self, Error> {
+        let fleet = match fleet {
+            Some(store) => Some(crate::fleet::Fleet::new(store, config)?),
+            None => None,
+        };
         let tokens = match &config.tokens_file {
             Some(path) => Some(TokenSet::load(path)?),
             None => None,
@@ -111,6 +127,7 @@ impl AppState {
                 request_timeout: config.request_timeout(),
                 max_connections: config.max_connections(),
             },
+            fleet,
         })))
     }
 
@@ -120,6 +137,11 @@ impl AppState {
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.0.storage
+    }
+
+    /// "sqlite DIR/fleet.sqlite3", "postgres db@host", or `None` without a fleet store.
+    pub fn fleet_store(&self) -> Option<String> {
+        self.0.fleet.as_ref().map(|f| f.store.describe())
     }
 }
 

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
-use vigil_update_server::{auth, open_storage, serve, AppState, Config, Drain, Error, LogFormat};
+use vigil_update_server::{
+    auth, open_storage, open_store, serve, AppState, Config, Drain, Error, LogFormat,
+};
 
 mod fd_limit;
 
@@ -20,6 +22,10 @@ limits, optional bearer tokens, /healthz and Prometheus /metrics. A header-read 
 request timeout that spares downloads still moving, and a cap on connections bound what slow or \
 idle clients can hold.
 
+With --state-dir (SQLite) or --fleet-db (PostgreSQL) it also takes fleet check-ins at POST \
+/fleet/checkin and, for holders of an --admin-tokens token, serves the fleet console at /fleet, \
+/api/fleet, /api/fleet/health and /fleet/compliance.csv.
+
 Settings come from --config FILE (TOML), then the flags below, which win.
 
 Exit codes:
@@ -28,7 +34,9 @@ Exit codes:
   2  usage or configuration error: bad flags, config file, tokens file, log filter, or
      repository location (clap also exits 2 on bad flags)
   3  the repository directory does not exist or cannot be opened
-  4  cannot listen on the address (in use, no permission, invalid)";
+  4  cannot listen on the address (in use, no permission, invalid)
+  5  the fleet store cannot be opened (--state-dir not writable, --fleet-db unreachable or
+     refusing)";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -66,6 +74,17 @@ struct RunArgs {
     /// Private feed: file of SHA-256 hashes of accepted bearer tokens [config: tokens_file]
     #[arg(long, value_name = "FILE")]
     tokens: Option<PathBuf>,
+    /// Keep fleet check-ins in DIR/fleet.sqlite3 (created if missing) [config: state_dir]
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Keep fleet check-ins in PostgreSQL instead, for several replicas
+    /// [config: fleet_db]
+    #[arg(long, value_name = "postgres://USER@HOST:PORT/DB")]
+    fleet_db: Option<String>,
+    /// File of SHA-256 hashes of tokens that may read the fleet (console, /api/fleet);
+    /// same format as --tokens [config: admin_tokens_file]
+    #[arg(long, value_name = "FILE")]
+    admin_tokens: Option<PathBuf>,
     /// S3 endpoint URL, e.g. http://127.0.0.1:9000 [config: s3.endpoint]
     #[arg(long, value_name = "URL")]
     s3_endpoint: Option<String>,
@@ -135,6 +154,7 @@ fn code_of(e: &Error) -> u8 {
         Error::RepositoryMissing { .. } => 3,
         Error::Storage(vigil_repository::storage::StorageError::BadLocation(_)) => 2,
         Error::Storage(_) => 3,
+        Error::FleetStore(_) => 5,
         _ => 2,
     }
 }
@@ -187,6 +207,15 @@ fn load_config(args: &RunArgs) -> Result<Config, Error> {
     }
     if let Some(v) = &args.tokens {
         c.tokens_file = Some(v.clone());
+    }
+    if let Some(v) = &args.state_dir {
+        c.state_dir = Some(v.clone());
+    }
+    if let Some(v) = &args.fleet_db {
+        c.fleet_db = Some(v.clone());
+    }
+    if let Some(v) = &args.admin_tokens {
+        c.admin_tokens_file = Some(v.clone());
     }
     if let Some(v) = &args.s3_endpoint {
         c.s3.endpoint = Some(v.clone());
@@ -278,7 +307,8 @@ async fn serve_until_signal(config: Config) -> Result<(), Failure> {
         error: e.into(),
     };
     let storage = open_storage(&config).await.map_err(from)?;
-    let state = AppState::new(storage, &config).map_err(from)?;
+    let fleet = open_store(&config).await.map_err(from)?;
+    let state = AppState::with_fleet(storage, &config, fleet).map_err(from)?;
     // Handlers go in before the socket is bound, so a signal that arrives as soon as the
     // address is reachable is already a graceful shutdown.
     let mut term = signal(SignalKind::terminate())
@@ -299,6 +329,15 @@ async fn serve_until_signal(config: Config) -> Result<(), Failure> {
         "listening on http://{local}, serving {}",
         state.storage().location()
     );
+    if let Some(store) = state.fleet_store() {
+        tracing::info!("fleet console: http://{local}/fleet (check-ins kept in {store})");
+        if config.admin_tokens_file.is_none() {
+            tracing::warn!(
+                "no --admin-tokens: check-ins are stored, but the console and /api/fleet \
+                 answer 403"
+            );
+        }
+    }
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
