@@ -23,7 +23,7 @@
 //! admin_tokens_file = "/etc/vigil/admin-tokens"  # hashes of tokens for the fleet's reads
 //!
 //! [fleet]                        # check-in limits; 0 disables each
-//! checkin_interval_s = 10        # one check-in per client id per this many seconds
+//! checkin_interval_s = 1         # one check-in per client id per this many seconds
 //! requests_per_second = 100      # per address: generous, for fleets behind one NAT
 //! burst = 1000
 //!
@@ -104,7 +104,7 @@ impl Default for FleetConfig {
         // A client checks in after each update check (minutes apart); ten thousand hosts
         // behind one NAT checking in every five minutes are about 33 a second.
         Self {
-            checkin_interval_s: 10,
+            checkin_interval_s: 1,
             requests_per_second: 100.0,
             burst: 1000,
         }
