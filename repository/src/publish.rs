@@ -1041,3 +1041,51 @@ pub async fn current_db_version(
         .max()
         .unwrap_or(0))
 }
+
+/// A full database the repository lists, with its release metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub db_version: u64,
+    pub name: String,
+    pub sha256: String,
+    pub release: Release,
+}
+
+/// The full databases a loaded (verified) repository lists, oldest first.
+pub fn listed_releases(repo: &tough::Repository) -> Vec<Listed> {
+    let mut v: Vec<Listed> = repo
+        .targets()
+        .signed
+        .targets
+        .iter()
+        .filter_map(|(n, t)| match TargetInfo::from_custom(&t.custom)? {
+            TargetInfo::Full {
+                db_version,
+                release,
+                ..
+            } => Some(Listed {
+                db_version,
+                name: n.raw().to_owned(),
+                sha256: hex::encode(&t.hashes.sha256),
+                release,
+            }),
+            TargetInfo::Delta { .. } => None,
+        })
+        .collect();
+    v.sort_by_key(|l| l.db_version);
+    v
+}
+
+/// The full databases the repository in `storage` lists, verified from `trusted_root` as a
+/// publisher reads them (expired metadata accepted: the next amendment renews it).
+pub async fn releases(
+    storage: Arc<dyn Storage>,
+    trusted_root: &[u8],
+) -> Result<Vec<Listed>, RepoError> {
+    let current = load_current(&storage, trusted_root).await?;
+    Ok(current
+        .repo
+        .as_ref()
+        .map(listed_releases)
+        .unwrap_or_default())
+}
