@@ -21,8 +21,9 @@ use crate::config::Config;
 use crate::error::{RejectKind, UpdateError};
 use crate::fetch::{discard_partial, fetch_target, FetchFailure, Forgery};
 use crate::http::{find_fetch_error, FetchError, Http, MirrorTransport};
+use crate::identity::Identity;
 use crate::install::{install, load_and_smoke_test, load_installed, InstalledDb, SmokeError};
-use crate::plan::{candidates, choose, Choice, Plan};
+use crate::plan::{candidates, choose, Choice, Plan, REVOKED_PREFIX};
 use crate::state::State;
 
 #[derive(Clone, Debug)]
@@ -193,6 +194,7 @@ pub async fn update(
     let _lock = dirs.lock()?;
     let mut state = State::load(&dirs.root);
     let installed = load_installed(&dirs.root, keys);
+    let identity = Identity::load(cfg, &dirs.root)?;
     let token = cfg.token()?;
     let http = Http::new(&cfg.network, token.as_deref(), cfg.proxy.as_deref()).map_err(|e| {
         UpdateError::Config {
@@ -207,6 +209,7 @@ pub async fn update(
         dirs: &dirs,
         http: &http,
         installed: installed.as_ref(),
+        identity: &identity,
     };
     let mut errors: Vec<UpdateError> = Vec::new();
     let mut cooling = u64::MAX;
@@ -309,6 +312,8 @@ struct Run<'a> {
     http: &'a Http,
     /// The database installed when the run started, if one verifies.
     installed: Option<&'a InstalledDb>,
+    /// Who this client is to a rollout.
+    identity: &'a Identity,
 }
 
 /// The mirror a run is trying.
@@ -329,6 +334,7 @@ async fn from_mirror(
         dirs,
         http,
         installed,
+        identity,
     } = *run;
     let base = Url::parse(mirror).map_err(|e| UpdateError::Config {
         path: PathBuf::from("vigil.toml"),
@@ -384,10 +390,13 @@ async fn from_mirror(
         installed_sha.as_ref().map(|(v, s)| (*v, s.as_str())),
         opts.engine_version,
         state,
+        &identity.client(),
     ) {
         Choice::UpToDate {
             needs_newer_engine,
             known_bad,
+            held,
+            stuck_on_revoked,
         } => {
             if let Some((v, e)) = needs_newer_engine {
                 let note = format!(
@@ -402,11 +411,45 @@ async fn from_mirror(
                 tracing::warn!("{note}");
                 report.notes.push(note);
             }
+            if let Some(why) = held {
+                let note = format!("held: {why}");
+                tracing::info!("{note}");
+                report.notes.push(note);
+            }
+            if let Some(r) = stuck_on_revoked {
+                state.mark_bad(
+                    r.version,
+                    &r.sha256,
+                    &format!("{REVOKED_PREFIX}{}", r.reason),
+                );
+                let note = format!(
+                    "the installed database version {} is revoked ({}), and no other release is offered: keeping it",
+                    r.version, r.reason
+                );
+                tracing::warn!("{note}");
+                report.notes.push(note);
+            }
             report.to = report.from;
             return Ok(Outcome::UpToDate { report });
         }
         Choice::Update(p) => p,
     };
+    if let Some(r) = &plan.leaving_revoked {
+        // Remembered, so it is never installed again, even if the repository stops listing it.
+        state.mark_bad(
+            r.version,
+            &r.sha256,
+            &format!("{REVOKED_PREFIX}{}", r.reason),
+        );
+        let note = format!(
+            "the installed database version {} is revoked ({}): moving to version {}",
+            r.version,
+            r.reason,
+            plan.full.info.db_version()
+        );
+        tracing::warn!("{note}");
+        report.notes.push(note);
+    }
     report.to = Some(plan.full.info.db_version());
     let mut forgeries = Vec::new();
     let obtained = obtain(run, &src, &plan, &mut report, &mut forgeries).await;
@@ -453,7 +496,9 @@ async fn from_mirror(
             });
         }
     };
-    let active_is_good = installed.is_some_and(InstalledDb::is_active);
+    // A revoked release is not kept as the fallback: it must not come back.
+    let active_is_good =
+        installed.is_some_and(InstalledDb::is_active) && plan.leaving_revoked.is_none();
     install(&dirs.root, db.bytes(), active_is_good)?;
     clear_partials(&dirs.partial);
     Ok(Outcome::Updated { report, engine })

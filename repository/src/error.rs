@@ -38,6 +38,10 @@ pub enum RepoError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the repository lists no database version {version}")]
+    UnknownVersion { version: u64 },
+    #[error("database version {version} cannot be changed so: {why}")]
+    InvalidAmendment { version: u64, why: String },
     #[error("after publishing, the repository does not show version {expected} (it shows {found}): check for a concurrent publisher")]
     NotVisible { expected: u64, found: u64 },
 }

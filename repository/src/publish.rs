@@ -25,7 +25,7 @@ use vigil_format::delta::Delta;
 use crate::error::RepoError;
 use crate::keys::{write_new_key, Role, RoleKey};
 use crate::layout::{self, TargetInfo};
-use crate::rollout::Release;
+use crate::rollout::{Pause, Release, Revocation, Rollout, Stage, DEFAULT_CHANNEL};
 use crate::storage::{PutCondition, PutOutcome, Storage};
 use crate::tuf::{self, Expiry, StorageTransport};
 
@@ -44,6 +44,11 @@ pub struct PublishOptions {
     /// Recorded in the new database's target metadata (`TargetInfo::Full::gate_override`):
     /// why it ships although the release gate failed. Publishing itself does not look at it.
     pub gate_override: Option<String>,
+    /// The new release's channel (`Release::channel`); `None` or `stable` leave the field
+    /// out, so a stable release's metadata is what it was before channels existed.
+    pub channel: Option<String>,
+    /// The rollout plan (`rollout::parse_plan`); `None`: offered to the whole channel at once.
+    pub stages: Option<Vec<Stage>>,
 }
 
 impl Default for PublishOptions {
@@ -54,6 +59,8 @@ impl Default for PublishOptions {
             gc_grace: Duration::from_secs(3600),
             progress: false,
             gate_override: None,
+            channel: None,
+            stages: None,
         }
     }
 }
@@ -386,6 +393,86 @@ async fn fetch_target(
     Ok(bytes)
 }
 
+/// Our targets in a target list, sorted by kind.
+struct Ours {
+    /// Full databases by version, with their metadata.
+    fulls: BTreeMap<u64, (TargetName, Target, TargetInfo)>,
+    deltas: Vec<(TargetName, Target, TargetInfo)>,
+    /// Targets that are not ours: carried over untouched.
+    foreign: Vec<(TargetName, Target)>,
+}
+
+fn sort_targets(existing: &[(TargetName, Target)]) -> Ours {
+    let mut ours = Ours {
+        fulls: BTreeMap::new(),
+        deltas: Vec::new(),
+        foreign: Vec::new(),
+    };
+    for (n, t) in existing {
+        match TargetInfo::from_custom(&t.custom) {
+            Some(info @ TargetInfo::Full { .. }) => {
+                ours.fulls
+                    .insert(info.db_version(), (n.clone(), t.clone(), info));
+            }
+            Some(info @ TargetInfo::Delta { .. }) => ours.deltas.push((n.clone(), t.clone(), info)),
+            None => ours.foreign.push((n.clone(), t.clone())),
+        }
+    }
+    ours
+}
+
+fn release_of(info: &TargetInfo) -> Release {
+    info.release().cloned().unwrap_or_default()
+}
+
+/// Whether every client of the release's channel may take it: no plan, or a plan at 100%.
+fn is_complete(r: &Release) -> bool {
+    r.rollout.as_ref().is_none_or(Rollout::is_complete)
+}
+
+/// The full versions a publish of `new` (with `new_release`) keeps besides the new one: the
+/// newest `keep` of each channel; the newest complete, non-revoked release of each channel
+/// (where clients that a rollout holds back, or that leave a revoked release, go); and revoked
+/// releases newer than that (clients that installed one must read that it is revoked).
+fn retained_versions(
+    fulls: &BTreeMap<u64, (TargetName, Target, TargetInfo)>,
+    keep: usize,
+    new: Option<(u64, &Release)>,
+) -> BTreeSet<u64> {
+    let mut by_channel: BTreeMap<String, Vec<(u64, Release)>> = BTreeMap::new();
+    for (&v, (_, _, info)) in fulls {
+        let r = release_of(info);
+        by_channel
+            .entry(r.channel().to_owned())
+            .or_default()
+            .push((v, r));
+    }
+    let mut kept = BTreeSet::new();
+    for (channel, list) in &by_channel {
+        // Newest first.
+        for (v, _) in list.iter().rev().take(keep) {
+            kept.insert(*v);
+        }
+        let newest_complete = list
+            .iter()
+            .rev()
+            .find(|(_, r)| !r.is_revoked() && is_complete(r))
+            .map(|(v, _)| *v);
+        kept.extend(newest_complete);
+        // A complete new release of the channel is where clients go from now on.
+        let floor = match new {
+            Some((nv, nr)) if nr.channel() == channel && is_complete(nr) => nv,
+            _ => newest_complete.unwrap_or(0),
+        };
+        for (v, r) in list {
+            if r.is_revoked() && *v > floor {
+                kept.insert(*v);
+            }
+        }
+    }
+    kept
+}
+
 /// Publishes `db` (a signed vigil database), or with `None` only renews the metadata
 /// signatures and expiry dates.
 pub async fn publish(
@@ -398,30 +485,17 @@ pub async fn publish(
     let _guard = storage.publish_guard().await?;
     let current = load_current(&storage, trusted_root).await?;
     let existing = current.targets();
-
-    // Our targets, by database version.
-    let mut fulls: BTreeMap<u64, (TargetName, Target)> = BTreeMap::new();
-    let mut deltas: Vec<(TargetName, Target, TargetInfo)> = Vec::new();
-    let mut foreign: Vec<(TargetName, Target)> = Vec::new();
-    for (n, t) in &existing {
-        match TargetInfo::from_custom(&t.custom) {
-            Some(TargetInfo::Full { db_version, .. }) => {
-                fulls.insert(db_version, (n.clone(), t.clone()));
-            }
-            Some(info @ TargetInfo::Delta { .. }) => deltas.push((n.clone(), t.clone(), info)),
-            None => foreign.push((n.clone(), t.clone())),
-        }
-    }
-    let current_version = fulls.keys().next_back().copied().unwrap_or(0);
+    let ours = sort_targets(&existing);
+    let current_version = ours.fulls.keys().next_back().copied().unwrap_or(0);
 
     let mut new_blobs: Vec<(TargetName, Target, Bytes)> = Vec::new();
-    let mut next: Vec<(TargetName, Target)> = foreign;
+    let mut next: Vec<(TargetName, Target)> = ours.foreign.clone();
     let db_version = match db {
         None => {
-            for (n, t) in fulls.values() {
+            for (n, t, _) in ours.fulls.values() {
                 next.push((n.clone(), t.clone()));
             }
-            for (n, t, _) in &deltas {
+            for (n, t, _) in &ours.deltas {
                 next.push((n.clone(), t.clone()));
             }
             None
@@ -437,18 +511,37 @@ pub async fn publish(
             }
             let min_engine = header.min_engine_version;
             let new_sha = sha256_hex(&db);
+            let now = jiff::Timestamp::now().as_second();
+            let release = Release {
+                channel: opts
+                    .channel
+                    .clone()
+                    .filter(|c| c.as_str() != DEFAULT_CHANNEL),
+                published: Some(now),
+                rollout: opts.stages.clone().map(|s| Rollout::start(s, now)),
+                revoked: None,
+            };
+            let kept = retained_versions(&ours.fulls, opts.keep, Some((version, &release)));
             let full = TargetInfo::Full {
                 db_version: version,
                 min_engine_version: min_engine,
                 gate_override: opts.gate_override.clone(),
-                release: Release::default(),
+                release: release.clone(),
             };
             let name = tname(&layout::full_name(version))?;
             new_blobs.push((name, target_of(&db, &full), Bytes::from(db.clone())));
 
-            let retained: Vec<u64> = fulls.keys().rev().take(opts.keep).copied().collect();
-            for &old_version in &retained {
-                let (old_name, old_t) = &fulls[&old_version];
+            for &old_version in kept.iter().rev() {
+                let Some((old_name, old_t, old_info)) = ours.fulls.get(&old_version) else {
+                    continue;
+                };
+                next.push((old_name.clone(), old_t.clone()));
+                let old_release = release_of(old_info);
+                // Deltas into the new release from its own channel's releases that clients
+                // may run (a revoked one's clients leave it for an older release instead).
+                if old_release.channel() != release.channel() || old_release.is_revoked() {
+                    continue;
+                }
                 let old = fetch_target(storage.as_ref(), old_name, old_t).await?;
                 let d = Delta::create(&old, &db)?;
                 // A delta as large as the database saves nothing.
@@ -465,19 +558,230 @@ pub async fn publish(
                 let name = tname(&layout::delta_name(old_version, version))?;
                 let t = target_of(&d, &info);
                 new_blobs.push((name, t, Bytes::from(d)));
-                next.push((old_name.clone(), old_t.clone()));
             }
-            // Deltas lead only to the newest version: every client in the retained window gets
-            // there in one step, and targets.json stays small (it is fetched at every update, so
-            // its size is part of every update's cost). Older deltas are collected with their
-            // blobs; a client whose engine cannot load the newest database takes a full file.
+            // Deltas are made only into the newest version: every client in the retained
+            // window gets there in one step, and targets.json stays small (it is fetched at
+            // every update, so its size is part of every update's cost). Older deltas are kept
+            // only while they lead to a release that a rollout still sends clients to (the
+            // newest complete one of a channel); the rest are collected with their blobs.
+            let complete: BTreeSet<String> = kept
+                .iter()
+                .filter_map(|v| ours.fulls.get(v))
+                .filter(|(_, _, info)| {
+                    let r = release_of(info);
+                    is_complete(&r) && !r.is_revoked()
+                })
+                .map(|(_, t, _)| hex::encode(&t.hashes.sha256))
+                .collect();
+            for (n, t, info) in &ours.deltas {
+                if let TargetInfo::Delta { result_sha256, .. } = info {
+                    if complete.contains(result_sha256) && !is_complete(&release) {
+                        next.push((n.clone(), t.clone()));
+                    }
+                }
+            }
             Some(version)
         }
     };
     for (n, t, _) in &new_blobs {
         next.push((n.clone(), t.clone()));
     }
+    let (metadata_version, uploaded, deleted) = commit(
+        &storage,
+        trusted_root,
+        keys,
+        &current,
+        &existing,
+        next,
+        new_blobs,
+        opts,
+    )
+    .await?;
+    info!(metadata_version, ?db_version, "published");
+    Ok(Published {
+        db_version,
+        metadata_version,
+        uploaded,
+        deleted,
+    })
+}
 
+/// A change to a published release's rollout (`vigil-build rollout`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Amendment {
+    /// To the next stage, or to stage index `to` (later than the current one).
+    Advance {
+        to: Option<usize>,
+    },
+    /// Stop new clients from taking it; clients that have it keep it.
+    Pause {
+        reason: String,
+    },
+    Resume,
+    /// Never installed again; clients that have it move to the newest release that is not.
+    Revoke {
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Amended {
+    pub db_version: u64,
+    pub metadata_version: u64,
+    pub before: Release,
+    pub after: Release,
+}
+
+/// Applies `change` to a release's metadata, refusing the transitions that make no sense.
+pub fn amend_release(
+    version: u64,
+    release: &Release,
+    change: &Amendment,
+    now: i64,
+) -> Result<Release, RepoError> {
+    let refuse = |why: String| RepoError::InvalidAmendment { version, why };
+    if let Some(r) = &release.revoked {
+        return Err(refuse(format!("it is revoked ({})", r.reason)));
+    }
+    let mut next = release.clone();
+    if let Amendment::Revoke { reason } = change {
+        next.revoked = Some(Revocation {
+            at: now,
+            reason: reason.clone(),
+        });
+        return Ok(next);
+    }
+    let Some(r) = next.rollout.as_mut() else {
+        return Err(refuse(
+            "it was published without a rollout plan (--stages): every client takes it already"
+                .into(),
+        ));
+    };
+    match change {
+        Amendment::Advance { to } => {
+            if let Some(p) = &r.paused {
+                return Err(refuse(format!(
+                    "it is paused ({}): resume it first",
+                    p.reason
+                )));
+            }
+            if r.is_complete() {
+                return Err(refuse("its rollout is complete".into()));
+            }
+            let last = r.stages.len().saturating_sub(1);
+            let target = to.unwrap_or(r.stage as usize + 1);
+            if target <= r.stage as usize || target > last {
+                return Err(refuse(format!(
+                    "stage {target} is not after the current stage {} (the last is {last})",
+                    r.stage
+                )));
+            }
+            r.stage = u32::try_from(target).unwrap_or(u32::MAX);
+            r.stage_started = now;
+        }
+        Amendment::Pause { reason } => {
+            if let Some(p) = &r.paused {
+                return Err(refuse(format!("it is paused already ({})", p.reason)));
+            }
+            if r.is_complete() {
+                return Err(refuse(
+                    "its rollout is complete: revoke it to move clients off it".into(),
+                ));
+            }
+            r.paused = Some(Pause {
+                at: now,
+                reason: reason.clone(),
+            });
+        }
+        Amendment::Resume => {
+            if r.paused.is_none() {
+                return Err(refuse("it is not paused".into()));
+            }
+            r.paused = None;
+        }
+        Amendment::Revoke { .. } => {}
+    }
+    Ok(next)
+}
+
+/// Changes one published release's rollout: re-signs targets (only that target's custom
+/// metadata changes), snapshot and timestamp, and commits like [`publish`] (timestamp last,
+/// create-only versioned metadata, `RepoError::Conflict` on a lost race).
+pub async fn amend(
+    storage: Arc<dyn Storage>,
+    trusted_root: &[u8],
+    keys: &OnlineKeys,
+    version: u64,
+    change: &Amendment,
+    opts: &PublishOptions,
+) -> Result<Amended, RepoError> {
+    let _guard = storage.publish_guard().await?;
+    let current = load_current(&storage, trusted_root).await?;
+    let existing = current.targets();
+    let mut next = Vec::with_capacity(existing.len());
+    let mut found = None;
+    for (n, t) in &existing {
+        match TargetInfo::from_custom(&t.custom) {
+            Some(TargetInfo::Full {
+                db_version,
+                min_engine_version,
+                gate_override,
+                release,
+            }) if db_version == version => {
+                let now = jiff::Timestamp::now().as_second();
+                let after = amend_release(version, &release, change, now)?;
+                let info = TargetInfo::Full {
+                    db_version,
+                    min_engine_version,
+                    gate_override,
+                    release: after.clone(),
+                };
+                let mut changed = t.clone();
+                changed.custom = info.to_custom();
+                next.push((n.clone(), changed));
+                found = Some((release, after));
+            }
+            _ => next.push((n.clone(), t.clone())),
+        }
+    }
+    let Some((before, after)) = found else {
+        return Err(RepoError::UnknownVersion { version });
+    };
+    let (metadata_version, _, _) = commit(
+        &storage,
+        trusted_root,
+        keys,
+        &current,
+        &existing,
+        next,
+        Vec::new(),
+        opts,
+    )
+    .await?;
+    info!(metadata_version, version, ?change, "amended a release");
+    Ok(Amended {
+        db_version: version,
+        metadata_version,
+        before,
+        after,
+    })
+}
+
+/// Signs `next` under the newest root and commits it: blobs, `N.targets.json`,
+/// `N.snapshot.json` (create-only), a new root if one waits, and `timestamp.json` last, only
+/// if it is still the one `current` was read from. Then reads the repository back as a client
+/// would and collects garbage. Returns the metadata version, what was uploaded and deleted.
+#[allow(clippy::too_many_arguments)]
+async fn commit(
+    storage: &Arc<dyn Storage>,
+    trusted_root: &[u8],
+    keys: &OnlineKeys,
+    current: &Current,
+    existing: &[(TargetName, Target)],
+    next: Vec<(TargetName, Target)>,
+    new_blobs: Vec<(TargetName, Target, Bytes)>,
+    opts: &PublishOptions,
+) -> Result<(u64, Vec<(String, u64)>, Vec<String>), RepoError> {
     // Sign the new metadata under the newest root.
     let m = current.metadata_version() + 1;
     let mv = NonZeroU64::new(m).unwrap_or(NonZeroU64::MIN);
@@ -538,7 +842,7 @@ pub async fn publish(
             Ok(PutOutcome::PreconditionFailed) => match storage.head(&key).await? {
                 Some(meta) if meta.len == t.length => {}
                 _ => {
-                    cleanup(&storage, &created, &[]).await;
+                    cleanup(storage, &created, &[]).await;
                     return Err(RepoError::Corrupt {
                         key,
                         why: "an object of another size already has this content address".into(),
@@ -546,7 +850,7 @@ pub async fn publish(
                 }
             },
             Err(e) => {
-                cleanup(&storage, &created, &[]).await;
+                cleanup(storage, &created, &[]).await;
                 return Err(e.into());
             }
         }
@@ -563,14 +867,14 @@ pub async fn publish(
         match storage.put(&key, bytes, PutCondition::IfAbsent).await {
             Ok(PutOutcome::Written { .. }) => created_meta.push(key),
             Ok(PutOutcome::PreconditionFailed) => {
-                cleanup(&storage, &created, &created_meta).await;
+                cleanup(storage, &created, &created_meta).await;
                 return Err(RepoError::Conflict {
                     version: m,
                     what: key,
                 });
             }
             Err(e) => {
-                cleanup(&storage, &created, &created_meta).await;
+                cleanup(storage, &created, &created_meta).await;
                 return Err(e.into());
             }
         }
@@ -591,19 +895,17 @@ pub async fn publish(
     match storage.put(layout::TIMESTAMP, timestamp_json, cond).await {
         Ok(PutOutcome::Written { .. }) => {}
         Ok(PutOutcome::PreconditionFailed) => {
-            cleanup(&storage, &created, &created_meta).await;
+            cleanup(storage, &created, &created_meta).await;
             return Err(RepoError::Conflict {
                 version: m,
                 what: layout::TIMESTAMP.into(),
             });
         }
         Err(e) => {
-            cleanup(&storage, &created, &created_meta).await;
+            cleanup(storage, &created, &created_meta).await;
             return Err(e.into());
         }
     }
-    info!(metadata_version = m, ?db_version, "published");
-
     // Committed. Check it reads back as a client would see it, then collect garbage.
     let check = tuf::load(StorageTransport::new(storage.clone()), trusted_root, false).await?;
     let found = check.timestamp().signed.version.get();
@@ -617,13 +919,8 @@ pub async fn publish(
         .iter()
         .map(|(n, t)| key_of(n, t))
         .collect();
-    let deleted = collect_garbage(storage.as_ref(), &existing, &live, m, opts.gc_grace).await;
-    Ok(Published {
-        db_version,
-        metadata_version: m,
-        uploaded,
-        deleted,
-    })
+    let deleted = collect_garbage(storage.as_ref(), existing, &live, m, opts.gc_grace).await;
+    Ok((m, uploaded, deleted))
 }
 
 /// Removes what a lost race left behind, but never a blob that a competing publisher's
@@ -743,4 +1040,52 @@ pub async fn current_db_version(
         })
         .max()
         .unwrap_or(0))
+}
+
+/// A full database the repository lists, with its release metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub db_version: u64,
+    pub name: String,
+    pub sha256: String,
+    pub release: Release,
+}
+
+/// The full databases a loaded (verified) repository lists, oldest first.
+pub fn listed_releases(repo: &tough::Repository) -> Vec<Listed> {
+    let mut v: Vec<Listed> = repo
+        .targets()
+        .signed
+        .targets
+        .iter()
+        .filter_map(|(n, t)| match TargetInfo::from_custom(&t.custom)? {
+            TargetInfo::Full {
+                db_version,
+                release,
+                ..
+            } => Some(Listed {
+                db_version,
+                name: n.raw().to_owned(),
+                sha256: hex::encode(&t.hashes.sha256),
+                release,
+            }),
+            TargetInfo::Delta { .. } => None,
+        })
+        .collect();
+    v.sort_by_key(|l| l.db_version);
+    v
+}
+
+/// The full databases the repository in `storage` lists, verified from `trusted_root` as a
+/// publisher reads them (expired metadata accepted: the next amendment renews it).
+pub async fn releases(
+    storage: Arc<dyn Storage>,
+    trusted_root: &[u8],
+) -> Result<Vec<Listed>, RepoError> {
+    let current = load_current(&storage, trusted_root).await?;
+    Ok(current
+        .repo
+        .as_ref()
+        .map(listed_releases)
+        .unwrap_or_default())
 }

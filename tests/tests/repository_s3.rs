@@ -184,8 +184,13 @@ async fn three_versions_published_to_s3_read_back_through_vigil_server() {
     for (v, d) in dbs.iter().enumerate() {
         let name = tough::TargetName::new(layout::full_name(v as u64 + 1)).unwrap();
         let t = &repo.targets().signed.targets[&name];
+        // Every release is stamped with its publish time; the rest is as before rollouts.
+        let mut info = TargetInfo::from_custom(&t.custom);
+        if let Some(TargetInfo::Full { release, .. }) = &mut info {
+            assert!(release.published.take().is_some(), "published is stamped");
+        }
         assert_eq!(
-            TargetInfo::from_custom(&t.custom),
+            info,
             Some(TargetInfo::Full {
                 db_version: v as u64 + 1,
                 min_engine_version: vigil_format::container::Parsed::parse(d)

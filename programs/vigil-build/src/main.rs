@@ -12,6 +12,9 @@
 //! 3 publish refused, the version is not newer than the published one; 4 publish lost a race
 //! to another publisher (nothing of this run is live; rerun); 5 publish refused, the release
 //! gate (`--goodware`) failed and no `--override-gate` was given (nothing was written).
+//! `rollout`: 0 done, nothing due yet, paused, or waiting for fleet reports; 2 usage, I/O, an
+//! unknown version or a transition that does not apply; 4 lost a race (nothing written); 6
+//! `advance --fleet` found the version unhealthy and paused the rollout (the automatic halt).
 //! `diff` exits 0 whatever the databases differ by (a diff is information) and 2 when it
 //! cannot read one.
 

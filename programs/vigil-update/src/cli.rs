@@ -191,8 +191,14 @@ fn status(cfg: &Config) -> Result<u8, UpdateError> {
     let keys = vigil_client_updater::update::load_keys(cfg)?;
     let installed = vigil_client_updater::install::load_installed(&cfg.database_dir, &keys);
     let state = vigil_client_updater::state::State::load(&cfg.database_dir);
+    // Who this client is to a rollout (the id is made and kept on first use).
+    let id = vigil_client_updater::identity::Identity::load(cfg, &cfg.database_dir)?;
     let out = serde_json::json!({
         "database_dir": cfg.database_dir,
+        "client_id": id.client_id,
+        "channel": id.channel,
+        "ring": id.ring,
+        "bucket": id.bucket,
         "installed": installed.map(|i| serde_json::json!({"path": i.path, "version": i.version()})),
         "state": state,
     });

@@ -11,6 +11,7 @@ mod keygen;
 mod lint;
 mod live;
 mod repo;
+mod rollout;
 mod test;
 
 use std::path::PathBuf;
@@ -114,6 +115,11 @@ enum Cmd {
     /// Build (or take) a database and publish it with deltas to a TUF repository (directory or
     /// S3). Exit 3: version not newer than the published one; 4: another publisher won.
     Publish(Box<repo::PublishArgs>),
+    /// Operate a staged rollout: status, advance (with --fleet: the automatic halt, exit 6),
+    /// pause, resume, revoke. Exit 2: unknown version or a transition that does not apply;
+    /// 4: another publisher won (nothing written).
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCmd),
     /// Create a TUF repository, rotate its root, renew its signatures.
     #[command(subcommand)]
     Repo(repo::RepoCmd),
@@ -178,6 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Apply { old, delta, output } => delta::apply(&old, &delta, &output),
         Cmd::Publish(args) => repo::publish(*args),
         Cmd::Repo(cmd) => repo::repo(cmd),
+        Cmd::Rollout(cmd) => rollout::run(cmd),
         Cmd::Test {
             format,
             require_coverage,

@@ -41,7 +41,7 @@ pub struct Location {
 }
 
 impl Location {
-    async fn open(&self) -> anyhow::Result<Arc<dyn Storage>> {
+    pub(super) async fn open(&self) -> anyhow::Result<Arc<dyn Storage>> {
         let opts = S3Options {
             endpoint: self.s3_endpoint.clone(),
             path_style: self.s3_path_style,
@@ -65,7 +65,7 @@ pub struct Lifetimes {
 }
 
 impl Lifetimes {
-    fn expiry(&self) -> Expiry {
+    pub(super) fn expiry(&self) -> Expiry {
         let d = |n: i64| jiff::SignedDuration::from_hours(24 * n.max(0));
         Expiry {
             root: d(self.root_days),
@@ -128,8 +128,34 @@ pub struct PublishArgs {
     /// metadata (`gate_override`), where `diff` and `info` show it.
     #[arg(long, value_name = "REASON", value_parser = gate_override_reason)]
     pub override_gate: Option<String>,
+    /// The release's channel: clients configured with `channel = "NAME"` take it.
+    #[arg(long, default_value = vigil_repository::rollout::DEFAULT_CHANNEL, value_parser = channel_name)]
+    pub channel: String,
+    /// A staged rollout, e.g. `canary,1%:1h,10%:6h,50%:12h,100%`: a ring (clients with
+    /// `ring = "canary"`) or a percentage of the channel's clients, each held for a duration
+    /// before `vigil-build rollout advance` moves on. Without it every client takes it at once.
+    #[arg(long, value_name = "PLAN", value_parser = stages_plan)]
+    pub stages: Option<Stages>,
     #[command(flatten)]
     pub lifetimes: Lifetimes,
+}
+
+/// A parsed `--stages` plan (a newtype: clap would read a bare `Vec` as a repeated flag).
+#[derive(Clone, Debug)]
+pub struct Stages(pub Vec<vigil_repository::rollout::Stage>);
+
+fn stages_plan(s: &str) -> Result<Stages, String> {
+    vigil_repository::rollout::parse_plan(s)
+        .map(Stages)
+        .map_err(|e| e.to_string())
+}
+
+pub(super) fn channel_name(s: &str) -> Result<String, String> {
+    if vigil_repository::rollout::valid_name(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("a channel name is 1 to 32 of a-z, 0-9 and -".into())
+    }
 }
 
 /// Longest reason recorded: it travels in targets.json, which every client fetches.
@@ -137,7 +163,7 @@ const MAX_REASON: usize = 500;
 
 /// A reason is one line of text people read in `diff` and `info`: not empty, no control
 /// characters, bounded.
-fn gate_override_reason(s: &str) -> Result<String, String> {
+pub(super) fn gate_override_reason(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("give the reason the gate is overridden".into());
@@ -219,7 +245,7 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn read_root(tuf_keys: &Path, root: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+pub(super) fn read_root(tuf_keys: &Path, root: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     let path = root
         .map(Path::to_path_buf)
         .unwrap_or_else(|| tuf_keys.join(ROOT_FILE));
@@ -362,6 +388,8 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u8> {
             gc_grace: Duration::from_secs(args.gc_grace),
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             gate_override: args.override_gate.clone(),
+            channel: Some(args.channel.clone()),
+            stages: args.stages.clone().map(|s| s.0),
         };
         // With an automatic version a lost race is retried on top of the winner; an explicit
         // version is the author's decision, so a conflict is reported instead.
@@ -432,6 +460,16 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u8> {
                         p.metadata_version,
                         bytes
                     );
+                    if let Some(stages) = &opts.stages {
+                        let plan: Vec<String> = stages.iter().map(ToString::to_string).collect();
+                        eprintln!(
+                            "channel {}: rollout {} started at stage 0 ({}); move it on with \
+                             `vigil-build rollout advance`",
+                            args.channel,
+                            plan.join(","),
+                            plan.first().map_or("", String::as_str)
+                        );
+                    }
                     if let Some(reason) = &opts.gate_override {
                         eprintln!("gate override recorded in the target's metadata: {reason}");
                     }
