@@ -1,8 +1,6 @@
 //! A throwaway PostgreSQL from Debian's `postgresql` package: initdb into a temp directory,
 //! listening on 127.0.0.1 on a free port, trust auth for user `vigil`. PostgreSQL refuses to
 //! run as root, so as root it runs as `nobody`. `None` (with a SKIP line) when not installed.
-//! (programs/vigil-server/tests/fleet.rs has the same helper: that package cannot depend on
-//! this crate.)
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

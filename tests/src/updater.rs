@@ -175,17 +175,46 @@ pub fn vigil_server(dir: &Path) -> Server {
 }
 
 pub fn vigil_server_with(dir: &Path, stdout: Stdio) -> Server {
+    start_server(dir, "", &[], stdout)
+}
+
+/// vigil-server with a fleet store (SQLite in a directory beside `dir`) and an admin token
+/// (`admin_token` in clear; the server gets its hash), without check-in limits: tests check in
+/// many clients from one address in quick succession.
+pub fn vigil_server_fleet(dir: &Path, admin_token: &str) -> Server {
+    let state = dir.with_extension(format!("fleet-{}", free_port()));
+    std::fs::create_dir_all(&state).expect("creating the fleet state directory");
+    let tokens = state.join("admin-tokens");
+    std::fs::write(&tokens, format!("{}\n", sha256_hex(admin_token.as_bytes())))
+        .expect("writing the admin tokens");
+    start_server(
+        dir,
+        "[fleet]\ncheckin_interval_s = 0\nrequests_per_second = 0\nburst = 0\n",
+        &[
+            "--state-dir",
+            &state.display().to_string(),
+            "--admin-tokens",
+            &tokens.display().to_string(),
+        ],
+        Stdio::null(),
+    )
+}
+
+fn start_server(dir: &Path, extra_config: &str, args: &[&str], stdout: Stdio) -> Server {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let conf = dir.with_extension(format!("server-{port}.toml"));
     std::fs::write(
         &conf,
-        "metadata_cache_ms = 0\n[rate_limit]\nrequests_per_second = 0\nburst = 0\n",
+        format!(
+            "metadata_cache_ms = 0\n[rate_limit]\nrequests_per_second = 0\nburst = 0\n{extra_config}"
+        ),
     )
     .expect("writing the server config");
     let child = Command::new(bin("vigil-server"))
         .args(["--repo", &dir.display().to_string(), "--listen", &addr])
         .args(["--config", &conf.display().to_string()])
+        .args(args)
         .stdout(stdout)
         .stderr(Stdio::null())
         .spawn()
