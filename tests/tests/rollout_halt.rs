@@ -187,6 +187,32 @@ fn halts_when_canaries_fail_the_smoke_test() {
         );
     }
 
+    // The operator's view of the same in the release tool.
+    let r = run(Command::new(bin("vigil-build")).args([
+        "rollout",
+        "status",
+        "--repo",
+        path(&f.repo.dir),
+        "--root",
+        path(&f.repo.root_json()),
+        "--fleet",
+        &f.server.url,
+        "--admin-token-file",
+        path(&f.token),
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("fleet: 6 host(s)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("stable: v1 100% (6 host(s))"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("failure: ") && r.stdout.contains("smoke_test"),
+        "{}",
+        r.stdout
+    );
+
     let r = advance(&f, &[]);
     assert_eq!(r.code, 6, "the automatic halt: {}\n{}", r.stdout, r.stderr);
     let said = format!("{}{}", r.stdout, r.stderr);

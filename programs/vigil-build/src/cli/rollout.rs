@@ -65,6 +65,13 @@ pub struct StatusArgs {
     /// One JSON document instead of text.
     #[arg(long)]
     pub json: bool,
+    /// vigil-server's base URL: also show the fleet there (versions and shares per channel,
+    /// hosts behind, stale, recent failures), from `/api/fleet`.
+    #[arg(long, requires = "admin_token_file")]
+    pub fleet: Option<String>,
+    /// The admin token for --fleet: a file, or env:VAR.
+    #[arg(long, value_name = "FILE|env:VAR")]
+    pub admin_token_file: Option<String>,
 }
 
 /// The repository an amendment is written to, and the keys that sign it.
@@ -240,6 +247,10 @@ async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     };
     let listed = publish::listed_releases(&repo);
     let now = now();
+    let fleet = match (&args.fleet, &args.admin_token_file) {
+        (Some(base), Some(token)) => Some(fetch_fleet(base, &read_token(token)?).await?),
+        _ => None,
+    };
     if args.json {
         let out: Vec<serde_json::Value> = listed
             .iter()
@@ -266,6 +277,7 @@ async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
             serde_json::to_string_pretty(&serde_json::json!({
                 "metadata_version": repo.timestamp().signed.version.get(),
                 "releases": out,
+                "fleet": fleet,
             }))?
         );
         return Ok(EXIT_OK);
@@ -287,7 +299,100 @@ async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
             );
         }
     }
+    if let Some(f) = &fleet {
+        print!("{}", fleet_lines(f));
+    }
     Ok(EXIT_OK)
+}
+
+/// The fleet summary in a few lines: hosts, each channel's versions and shares, hosts behind,
+/// stale and failing ones.
+fn fleet_lines(f: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let n = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
+    let mut out = format!(
+        "fleet: {} host(s); {} stale (no check-in or definitions older than {} h), {} recent update failure(s)\n",
+        n(&f["hosts"]),
+        n(&f["stale"]["total"]),
+        n(&f["stale_hours"]),
+        f["failures"].as_array().map_or(0, Vec::len)
+    );
+    for ch in f["channels"].as_array().into_iter().flatten() {
+        let shares: Vec<String> = ch["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let v = s["version"]
+                    .as_i64()
+                    .map_or_else(|| "none".into(), |v| format!("v{v}"));
+                format!(
+                    "{v} {} ({} host(s))",
+                    s["percent"].as_str().unwrap_or("?"),
+                    n(&s["hosts"])
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {}: {}; {} behind the version offered to all",
+            ch["channel"].as_str().unwrap_or("?"),
+            shares.join(", "),
+            n(&ch["behind"])
+        );
+    }
+    for x in f["failures"].as_array().into_iter().flatten().take(5) {
+        let _ = writeln!(
+            out,
+            "  failure: {} ({}) version {}: {} {}",
+            x["hostname"].as_str().unwrap_or("?"),
+            x["client_id"].as_str().unwrap_or("?"),
+            x["version"]
+                .as_i64()
+                .map_or_else(|| "-".into(), |v| v.to_string()),
+            x["result"].as_str().unwrap_or("?"),
+            x["message"].as_str().unwrap_or("")
+        );
+    }
+    out
+}
+
+/// `GET {base}/api/fleet` with the admin token.
+async fn fetch_fleet(base: &str, token: &str) -> anyhow::Result<serde_json::Value> {
+    let mut u = url::Url::parse(base).with_context(|| format!("--fleet {base}"))?;
+    if !u.path().ends_with('/') {
+        u.set_path(&format!("{}/", u.path()));
+    }
+    let body = get_admin(&u.join("api/fleet")?, token).await?;
+    serde_json::from_slice(&body).with_context(|| format!("{base}: not a fleet summary"))
+}
+
+/// A GET of vigil-server's admin API, the body of a 2xx or an error naming the status.
+async fn get_admin(url: &url::Url, token: &str) -> anyhow::Result<Vec<u8>> {
+    // reqwest is built with rustls but no crypto provider (tough's choice); a second install
+    // is harmless.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("an HTTP client")?;
+    let resp = client
+        .get(url.clone())
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("reading {url}"))?;
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .await
+        .with_context(|| format!("reading {url}"))?;
+    anyhow::ensure!(
+        status.is_success(),
+        "{url}: HTTP {status}: {}",
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+    );
+    Ok(body.to_vec())
 }
 
 /// Runs one amendment, mapping a lost race and the refusals to their exit codes.
@@ -522,30 +627,10 @@ async fn fetch_health(
     since: i64,
     silent_after: u64,
 ) -> anyhow::Result<VersionHealth> {
-    // reqwest is built with rustls but no crypto provider (tough's choice); a second install
-    // is harmless.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let url = health_url(base, channel, version, since, silent_after)?;
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .context("an HTTP client")?;
-    let resp = client
-        .get(url.clone())
-        .bearer_auth(token)
-        .send()
+    let body = get_admin(&url, token)
         .await
-        .with_context(|| format!("reading the fleet's health from {url}"))?;
-    let status = resp.status();
-    let body = resp
-        .bytes()
-        .await
-        .with_context(|| format!("reading {url}"))?;
-    anyhow::ensure!(
-        status.is_success(),
-        "{url}: HTTP {status}: {}",
-        String::from_utf8_lossy(&body[..body.len().min(300)])
-    );
+        .context("reading the fleet's health")?;
     let h: VersionHealth =
         serde_json::from_slice(&body).with_context(|| format!("{url}: not a health report"))?;
     anyhow::ensure!(
