@@ -3,10 +3,11 @@
 # throwaway key, create a TUF repository in a local directory and publish the database to it,
 # serve it with vigil-server on 127.0.0.1, install it with vigil-update (TUF-verified, loaded and
 # smoke-tested before activation), scan sample files with vigil-scan; start the agent
-# (vigil-agent: scan service, updates, scheduled scans); then add a rule, publish
-# version 2 (with a delta from version 1), have the agent take the delta and hot-swap its engine,
-# detect the new sample through vigil-scan --daemon, run the scheduled scan, copy the repository
-# to an offline mirror, and stop everything.
+# (vigil-agent: scan service, updates, scheduled scans; a canary host); then add a rule, publish
+# version 2 (with a delta from version 1) as a staged rollout (canary first), have the agent take
+# the delta and hot-swap its engine while another host is held back, advance the rollout on the
+# fleet's check-ins to 100%, detect the new sample through vigil-scan --daemon, run the scheduled
+# scan, print the fleet, copy the repository to an offline mirror, and stop everything.
 # Everything lands in target/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,11 +90,16 @@ expect_rc 5 "$bin" publish --repo "$work/repo" --tuf-keys "$work/tuf" --db "$wor
 [ "$(repo_state)" = "$before" ] || { echo "a refused publish changed the repository" >&2; exit 1; }
 echo "-- the repository is byte-identical"
 
-echo "== serve it with vigil-server on 127.0.0.1"
+echo "== serve it with vigil-server on 127.0.0.1 (fleet check-ins kept in $work/server-state)"
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port=$((20000 + RANDOM % 20000))
 until port_free "$port"; do port=$((20000 + RANDOM % 20000)); done
-"$server" --repo "$work/repo" --listen "127.0.0.1:$port" > "$work/server.log" 2>&1 &
+# The fleet's reads (console, /api/fleet, health) need an admin token; the server keeps only
+# its hash.
+(umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$work/admin.token")
+"$server" hash-token < "$work/admin.token" > "$work/admin-tokens"
+"$server" --repo "$work/repo" --listen "127.0.0.1:$port" \
+  --state-dir "$work/server-state" --admin-tokens "$work/admin-tokens" > "$work/server.log" 2>&1 &
 server_pid=$!
 agent_pid=
 trap 'kill "$server_pid" $agent_pid 2>/dev/null || true' EXIT
@@ -109,6 +115,9 @@ database_dir = "db"
 trusted_root = "$here/$work/tuf/root.json"
 pubkeys = ["$here/$work/keys/vigil.pub"]
 checks_per_day = 24
+# This host is a canary: it takes a staged release in its first stage.
+ring = "canary"
+instance_id = "i-0demo000000canary"
 [agent]
 socket = "$here/$work/client/vigil.sock"
 scan_threads = 2
@@ -120,6 +129,23 @@ output = "findings.jsonl"
 EOF
 "$update" --config "$work/client/vigil.toml"
 cmp "$work/vigil-1.vdb" "$work/client/db/vigil.vdb"
+echo "-- and on a second instance, web-2: an ordinary host (no ring; its rollout bucket is 68)"
+mkdir -p "$work/web-2"
+cat > "$work/web-2/vigil.toml" <<EOF
+mirrors = ["$url"]
+database_dir = "db"
+trusted_root = "$here/$work/tuf/root.json"
+pubkeys = ["$here/$work/keys/vigil.pub"]
+client_id = "web-2"
+EOF
+"$update" --config "$work/web-2/vigil.toml"
+# web-2 checks for an update and must be held back by the rollout (exit 1, up to date): shows why.
+web2_held() {
+  local rc=0
+  "$update" --config "$work/web-2/vigil.toml" 2> "$work/web-2/update.log" || rc=$?
+  [ "$rc" -eq 1 ] || { cat "$work/web-2/update.log" >&2; echo "web-2: expected exit 1, got $rc" >&2; exit 1; }
+  grep -o 'held: [^"]*' "$work/web-2/update.log" | head -1
+}
 
 echo "== scan samples/ and EICAR with the installed version 1"
 # EICAR is written here rather than committed, so no antivirus flags the repository.
@@ -136,7 +162,7 @@ expect_rc 1 "$scan" --daemon --socket "$sock" "$work/samples/eicar.com"
 echo "-- version 1 does not know the dropper yet:"
 expect_rc 0 "$scan" --daemon --socket "$sock" --no-summary "$work/samples/dropper.sh"
 
-echo "== add a rule, build version 2, publish it (with a delta from version 1)"
+echo "== add a rule, build version 2, publish it as a staged rollout: canary, then 10% for 6 h, then 100%"
 cp -r rules-src "$work/rules-v2"
 cat > "$work/rules-v2/yara/linux_miner_kinsing.yar" <<'RULE'
 // Kinsing: a Go miner dropper that spreads through exposed Docker and Redis.
@@ -158,17 +184,38 @@ rule Linux_Miner_Kinsing_1
 RULE
 "$bin" build --rules "$work/rules-v2" --key "$work/keys/vigil.key" --version 2 -o "$work/vigil-2.vdb"
 "$bin" publish --repo "$work/repo" --tuf-keys "$work/tuf" --db "$work/vigil-2.vdb" \
-  --goodware "$work/goodware" --pubkey "$work/keys/vigil.pub"
+  --goodware "$work/goodware" --pubkey "$work/keys/vigil.pub" --stages canary,10%:6h,100%
 # vigil-server keeps timestamp.json in memory for up to a second (metadata_cache_ms), like a CDN.
 sleep 1.5
 
-echo "== the agent checks now (SIGUSR1; on its own it checks checks_per_day times a day)"
+echo "== the agent (a canary) checks now (SIGUSR1; on its own it checks checks_per_day times a day)"
 kill -USR1 "$agent_pid"
 for _ in $(seq 600); do grep -q "engine hot-swapped" "$work/client/agent.log" && break; sleep 0.1; done
 grep -q "engine hot-swapped" "$work/client/agent.log" || { cat "$work/client/agent.log" >&2; exit 1; }
 grep "database updated" "$work/client/agent.log" | tail -1
 cmp "$work/vigil-2.vdb" "$work/client/db/vigil.vdb"
 cmp "$work/vigil-1.vdb" "$work/client/db/vigil.lkg.vdb"
+echo "== web-2 checks: held back while version 2 is at its canary stage"
+web2_held
+fleet=(--fleet "$url" --admin-token-file "$work/admin.token")
+status=("$bin" rollout status --url "$url" --root "$work/tuf/root.json" "${fleet[@]}")
+# The canary's check-in (it runs version 2) reaches the fleet store.
+for _ in $(seq 100); do "${status[@]}" | grep -q "v2 " && break; sleep 0.1; done
+"${status[@]}"
+
+echo "== advance the rollout (CI runs this on a schedule): the fleet's health decides, CI signs"
+# --force: do not wait out the stage's hold; --min-reports 1: this fleet has one canary.
+adv=("$bin" rollout advance --repo "$work/repo" --tuf-keys "$work/tuf" "${fleet[@]}" --min-reports 1 --force)
+"${adv[@]}"
+sleep 1.5
+echo "-- at 10%, web-2 (bucket 68) is still held"
+web2_held
+"${adv[@]}"
+sleep 1.5
+echo "-- at 100%, web-2 takes version 2 (by delta)"
+"$update" --config "$work/web-2/vigil.toml"
+cmp "$work/vigil-2.vdb" "$work/web-2/db/vigil.vdb"
+
 echo "== vigil-scan --daemon with the hot-swapped version 2: the new rule finds the dropper"
 expect_rc 1 "$scan" --daemon --socket "$sock" --json --no-summary "$work/samples/dropper.sh"
 
@@ -176,6 +223,11 @@ echo "== run the scheduled scan now (SIGUSR2); findings go to $work/client/findi
 kill -USR2 "$agent_pid"
 for _ in $(seq 300); do grep -qs '"summary"' "$work/client/findings.jsonl" && break; sleep 0.1; done
 grep '"summary"' "$work/client/findings.jsonl"
+
+echo "== the fleet: releases and stages, versions and shares, stale hosts, failures"
+"${status[@]}"
+echo "-- while the server runs, the fleet console is at ${url}fleet (any user name; the password is"
+echo "   the token in $work/admin.token), JSON at ${url}api/fleet, the compliance CSV at ${url}fleet/compliance.csv"
 
 echo "== offline mirror of the served repository (for an air-gapped network)"
 "$update" mirror --from "$url" --to "$work/mirror" --root "$work/tuf/root.json"

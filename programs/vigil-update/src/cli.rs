@@ -70,7 +70,8 @@ struct MirrorArgs {
 
 fn init_logging(level: &str, format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        // yara-x reports its compile statistics at info level: noise in an updater's log.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},yara_x=warn")));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
