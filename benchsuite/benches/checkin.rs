@@ -4,10 +4,9 @@
 //! markdown table on stdout: median and p90 wall time over the runs, and the check-in's JSON
 //! body as sent (progress goes to stderr).
 //!
-//! Rows, each on against off on the same server: vigil-server (which answers 404 or 405 when
-//! it has no fleet store, a full round trip all the same); a receiver that stores it (the test
-//! suite's FaultServer answering 204, serving the same repository). The check-in costs a POST
-//! on a new connection, and re-reading the installed database for its version and SHA-256.
+//! Rows: on against off on the same vigil-server, which keeps check-ins in its fleet store
+//! (SQLite, `--state-dir`) and answers 204. The check-in costs a POST on a new connection, and
+//! re-reading the installed database for its version and SHA-256.
 //!
 //! `cargo test --workspace --release --no-run && cargo bench --workspace --bench checkin`.
 //! Knobs: VIGIL_BENCH_RUNS (20), VIGIL_BENCH_FILLER (50000 signatures in the database).
@@ -16,8 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vigil_tests::fault::FaultServer;
-use vigil_tests::updater::{strip_ansi, vigil_server, Client, Repo};
+use vigil_tests::updater::{strip_ansi, vigil_server_fleet, Client, Repo};
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -75,22 +73,13 @@ fn main() {
         repo.filler
     );
     let db = repo.publish(1);
-    let server = vigil_server(&repo.dir);
-    let receiver = FaultServer::start(&repo.dir);
-    receiver.accept_posts("fleet/checkin");
+    let server = vigil_server_fleet(&repo.dir, "bench-admin-token");
     let work = repo.tmp.path().join("clients");
     // (row, mirror, config, the row it is compared with)
     let off = "[fleet]\ncheckin = false\n";
     let setups = [
         ("vigil-server, checkin = false", server.url.clone(), off, 0),
         ("vigil-server, checkin = true", server.url.clone(), "", 0),
-        (
-            "receiver storing it, checkin = false",
-            receiver.url(),
-            off,
-            2,
-        ),
-        ("receiver storing it, checkin = true", receiver.url(), "", 2),
     ];
     let clients: Vec<Client> = setups
         .iter()
