@@ -5,7 +5,6 @@
 //! pause, resume, 100%, revoke (back to N-1) and the next release. The automatic halt, with
 //! clients checking in to a real fleet store, is `rollout_halt.rs`.
 
-use std::path::Path;
 use std::process::Command;
 
 use vigil_repository::rollout::bucket;
