@@ -268,3 +268,87 @@ async fn racing_s3_publishers_one_wins_nothing_regresses_nothing_dangles() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Two operators (or a scheduled `rollout advance` and an operator's `pause`) amend the same
+/// rolling release at the same moment: each commits like a publish, so one wins, the loser gets
+/// `Conflict` (the CLI's exit 4) and nothing of it is live, and the release carries exactly the
+/// winners' changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_s3_amendments_one_wins_the_loser_writes_nothing() {
+    use publish::Amendment;
+    let (s3, st, keys, root) = setup().await;
+    let online = Arc::new(OnlineKeys::load(keys.path()).unwrap());
+    publish::publish(st.clone(), &root, &online, Some(db(1, 2000)), &opts())
+        .await
+        .unwrap();
+    let staged = PublishOptions {
+        stages: Some(vigil_repository::rollout::parse_plan("canary,50%,100%").unwrap()),
+        ..opts()
+    };
+    let mut conflicts = 0;
+    for round in 2..=5u64 {
+        publish::publish(st.clone(), &root, &online, Some(db(round, 2000)), &staged)
+            .await
+            .unwrap();
+        let before = tuf::load(StorageTransport::new(st.clone()), &root, false)
+            .await
+            .unwrap()
+            .timestamp()
+            .signed
+            .version
+            .get();
+        let run = |change: Amendment| {
+            let (st, root, online) = (st.clone(), root.clone(), online.clone());
+            tokio::spawn(async move {
+                publish::amend(st, &root, &online, round, &change, &opts()).await
+            })
+        };
+        let (adv, pause) = tokio::join!(
+            run(Amendment::Advance { to: None }),
+            run(Amendment::Pause {
+                reason: format!("operator, round {round}"),
+            })
+        );
+        let (adv, pause) = (adv.unwrap(), pause.unwrap());
+        for r in [&adv, &pause] {
+            assert!(
+                matches!(
+                    r,
+                    Ok(_) | Err(RepoError::Conflict { .. } | RepoError::InvalidAmendment { .. })
+                ),
+                "round {round}: {r:?}"
+            );
+        }
+        let won = [&adv, &pause].iter().filter(|r| r.is_ok()).count();
+        assert!(won >= 1, "round {round}: {adv:?} / {pause:?}");
+        if [&adv, &pause]
+            .iter()
+            .any(|r| matches!(r, Err(RepoError::Conflict { .. })))
+        {
+            conflicts += 1;
+        }
+        let repo = assert_nothing_dangles(&s3, &st, &root).await;
+        assert_eq!(
+            repo.timestamp().signed.version.get(),
+            before + won as u64,
+            "round {round}: one metadata version per winner"
+        );
+        let name = tough::TargetName::new(layout::full_name(round)).unwrap();
+        let info = TargetInfo::from_custom(&repo.targets().signed.targets[&name].custom).unwrap();
+        let rollout = info.release().unwrap().rollout.clone().unwrap();
+        assert_eq!(
+            rollout.stage,
+            u32::from(adv.is_ok()),
+            "round {round}: advanced only if the advance won"
+        );
+        assert_eq!(
+            rollout.paused.is_some(),
+            pause.is_ok(),
+            "round {round}: paused only if the pause won"
+        );
+    }
+    assert!(
+        conflicts >= 1,
+        "concurrent amendments never collided in 4 rounds: the race was not exercised"
+    );
+}
