@@ -19,6 +19,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tough::{ExpirationEnforcement, RepositoryLoader};
 use url::Url;
 use vigil_repository::layout::{self, TargetInfo};
+use vigil_repository::publish::retention;
+use vigil_repository::rollout::Release;
 use vigil_repository::storage::{PutCondition, Storage};
 use vigil_repository::tuf::parse_root;
 
@@ -113,17 +115,25 @@ pub async fn sync(
     let snapshot_version = repo.snapshot().signed.version.get();
     let targets_version = repo.targets().signed.version.get();
 
-    // What instances need: the newest `keep` full databases and every delta into them.
+    // What instances need: the full databases the publisher's retention rule keeps (the newest
+    // `keep` of each channel, and where clients held back by a rollout or leaving a revoked
+    // release go), and every delta into them.
     let cands = candidates(&repo);
-    let mut versions: Vec<u64> = cands
+    let releases: BTreeMap<u64, Release> = cands
         .iter()
-        .filter(|c| matches!(c.info, TargetInfo::Full { .. }))
-        .map(|c| c.info.db_version())
-        .collect::<BTreeSet<_>>()
+        .filter_map(|c| match &c.info {
+            TargetInfo::Full {
+                db_version,
+                release,
+                ..
+            } => Some((*db_version, release.clone())),
+            TargetInfo::Delta { .. } => None,
+        })
+        .collect();
+    let mut versions: Vec<u64> = retention(&releases, opts.keep.max(1), None)
         .into_iter()
         .collect();
     versions.reverse();
-    versions.truncate(opts.keep.max(1));
     let wanted: Vec<&Candidate> = cands
         .iter()
         .filter(|c| versions.contains(&c.info.db_version()))

@@ -439,9 +439,23 @@ fn retained_versions(
     keep: usize,
     new: Option<(u64, &Release)>,
 ) -> BTreeSet<u64> {
-    let mut by_channel: BTreeMap<String, Vec<(u64, Release)>> = BTreeMap::new();
-    for (&v, (_, _, info)) in fulls {
-        let r = release_of(info);
+    let releases: BTreeMap<u64, Release> = fulls
+        .iter()
+        .map(|(&v, (_, _, info))| (v, release_of(info)))
+        .collect();
+    retention(&releases, keep, new)
+}
+
+/// The retention rule over full releases by version, shared by publish (what stays listed) and
+/// `vigil-update mirror` (what an offline mirror copies), so a mirror holds every database its
+/// instances may be sent to.
+pub fn retention(
+    releases: &BTreeMap<u64, Release>,
+    keep: usize,
+    new: Option<(u64, &Release)>,
+) -> BTreeSet<u64> {
+    let mut by_channel: BTreeMap<String, Vec<(u64, &Release)>> = BTreeMap::new();
+    for (&v, r) in releases {
         by_channel
             .entry(r.channel().to_owned())
             .or_default()
@@ -1088,4 +1102,48 @@ pub async fn releases(
         .as_ref()
         .map(listed_releases)
         .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::rollout::{parse_plan, Revocation, Rollout};
+
+    fn rel(channel: Option<&str>, plan: Option<&str>, stage: u32) -> Release {
+        Release {
+            channel: channel.map(str::to_owned),
+            published: Some(0),
+            rollout: plan.map(|p| Rollout {
+                stage,
+                ..Rollout::start(parse_plan(p).unwrap(), 0)
+            }),
+            revoked: None,
+        }
+    }
+
+    #[test]
+    fn retention_keeps_each_channels_newest_and_where_held_clients_are() {
+        let mut r = BTreeMap::new();
+        // stable: 1 and 2 complete, 9 rolling at its canary stage.
+        r.insert(1, rel(None, None, 0));
+        r.insert(2, rel(None, Some("canary,100%"), 1));
+        r.insert(9, rel(None, Some("canary,100%"), 0));
+        // beta publishes far more often.
+        for v in 3..=8 {
+            r.insert(v, rel(Some("beta"), None, 0));
+        }
+        let kept = retention(&r, 1, None);
+        // stable's newest (9) and where its held-back clients stay (2); beta's newest (8).
+        assert_eq!(kept.into_iter().collect::<Vec<_>>(), [2, 8, 9]);
+        // A revoked 9 stays listed (its clients must read that), with 2 as their way back.
+        r.get_mut(&9).unwrap().revoked = Some(Revocation {
+            at: 1,
+            reason: "bad".into(),
+        });
+        let kept = retention(&r, 1, None);
+        assert_eq!(kept.into_iter().collect::<Vec<_>>(), [2, 8, 9]);
+        let kept = retention(&r, 3, None);
+        assert_eq!(kept.into_iter().collect::<Vec<_>>(), [1, 2, 6, 7, 8, 9]);
+    }
 }
