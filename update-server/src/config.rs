@@ -26,6 +26,7 @@
 //! checkin_interval_s = 1         # one check-in per client id per this many seconds
 //! requests_per_second = 100      # per address: generous, for fleets behind one NAT
 //! burst = 1000
+//! forget_after_s = 2592000       # hosts not seen for 30 days are forgotten; 0 keeps them
 //!
 //! [rate_limit]                   # per client IP (IPv6: per /64); 0 in either disables
 //! requests_per_second = 20
@@ -97,6 +98,10 @@ pub struct FleetConfig {
     /// Check-ins per second per address, and the burst; 0 in either disables.
     pub requests_per_second: f64,
     pub burst: u32,
+    /// Hosts not seen for this many seconds are forgotten (terminated instances would
+    /// otherwise stay in the console and the compliance report as silent forever); 0 keeps
+    /// them. Default 30 days.
+    pub forget_after_s: u64,
 }
 
 impl Default for FleetConfig {
@@ -107,6 +112,7 @@ impl Default for FleetConfig {
             checkin_interval_s: 1,
             requests_per_second: 100.0,
             burst: 1000,
+            forget_after_s: 30 * 86_400,
         }
     }
 }

@@ -609,6 +609,78 @@ fn postgres_checkins_reads_and_health() {
     assert_eq!(r.json()["hosts"], 4);
 }
 
+/// A host not seen for `forget_after_s` is forgotten (terminated instances do not stay in the
+/// console and the compliance report forever); one still checking in stays.
+fn forgets_hosts_not_seen_for_long(s: &Setup, store: &[&str]) {
+    let config = s.dir.path().join("forget.toml");
+    std::fs::write(
+        &config,
+        "[fleet]\ncheckin_interval_s = 0\nforget_after_s = 2\n",
+    )
+    .unwrap();
+    let mut args = vec![
+        "--repo",
+        s.repo.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--admin-tokens",
+        s.admin.to_str().unwrap(),
+    ];
+    args.extend_from_slice(store);
+    let srv = spawn_server(&args);
+    let hosts = || {
+        let r = http(
+            srv.addr,
+            "GET",
+            "/api/fleet",
+            &[("Authorization", &bearer(ADMIN))],
+            b"",
+        );
+        r.json()["hosts"].as_i64().unwrap()
+    };
+    for id in ["gone", "alive"] {
+        let body = checkin(id, id, None, Some(6), ("ok", Some(6), None), None);
+        assert_eq!(post(srv.addr, &body, &[]).status, 204);
+    }
+    assert_eq!(hosts(), 2);
+    // Longer than forget_after_s (plus a second of rounding); then the live host checks in,
+    // and that request forgets before it records (so the answer does not hang on timing).
+    std::thread::sleep(Duration::from_millis(3500));
+    let body = checkin(
+        "alive",
+        "alive",
+        None,
+        Some(6),
+        ("up_to_date", None, None),
+        None,
+    );
+    assert_eq!(post(srv.addr, &body, &[]).status, 204);
+    assert_eq!(hosts(), 1, "the host unseen for 3.5 s is forgotten");
+    let csv = http(
+        srv.addr,
+        "GET",
+        "/fleet/compliance.csv",
+        &[("Authorization", &bearer(ADMIN))],
+        b"",
+    )
+    .text();
+    assert!(csv.contains("\nalive,") && !csv.contains("gone"), "{csv}");
+}
+
+#[test]
+fn sqlite_forgets_hosts_not_seen_for_long() {
+    let s = setup();
+    let state = s.dir.path().join("state-forget");
+    forgets_hosts_not_seen_for_long(&s, &["--state-dir", state.to_str().unwrap()]);
+}
+
+#[test]
+fn postgres_forgets_hosts_not_seen_for_long() {
+    let Some(pg) = start_postgres() else { return };
+    let s = setup();
+    forgets_hosts_not_seen_for_long(&s, &["--fleet-db", &pg.url]);
+}
+
 #[test]
 fn unreachable_postgres_is_exit_5() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

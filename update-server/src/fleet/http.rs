@@ -124,7 +124,9 @@ pub(crate) async fn checkin(state: &AppState, parts: &Parts, body: Body, peer: I
             return too_many(wait, "this client checked in too recently");
         }
     }
-    match fleet.store.record(&c, super::now()).await {
+    let now = super::now();
+    fleet.forget_if_due(now).await;
+    match fleet.store.record(&c, now).await {
         Ok(()) => {
             let mut resp = Response::new(Body::empty());
             *resp.status_mut() = StatusCode::NO_CONTENT;
@@ -184,6 +186,7 @@ pub(crate) async fn admin(state: &AppState, parts: &Parts, page: FleetPage) -> A
     }
     let q = parts.uri.query().unwrap_or("");
     let now = super::now();
+    fleet.forget_if_due(now).await;
     if page == FleetPage::Health {
         let hq = match query::health(q, now) {
             Ok(hq) => hq,

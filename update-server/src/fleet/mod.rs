@@ -24,6 +24,7 @@ pub mod sqlite;
 pub mod store;
 pub mod summary;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use crate::auth::TokenSet;
@@ -40,6 +41,9 @@ pub(crate) struct Fleet {
     pub admin: Option<TokenSet>,
     pub per_client: Option<limit::PerClient>,
     pub per_ip: Option<crate::ratelimit::RateLimiter>,
+    /// Seconds after which an unseen host is forgotten (0: never), and when it was last done.
+    forget_after: i64,
+    last_forget: AtomicI64,
 }
 
 impl Fleet {
@@ -52,13 +56,48 @@ impl Fleet {
             checkin_interval_s,
             requests_per_second,
             burst,
+            forget_after_s,
         } = config.fleet;
         Ok(Self {
             store,
             admin,
             per_client: limit::PerClient::new(checkin_interval_s),
             per_ip: crate::ratelimit::RateLimiter::new(requests_per_second, burst),
+            forget_after: i64::try_from(forget_after_s).unwrap_or(i64::MAX),
+            last_forget: AtomicI64::new(0),
         })
+    }
+
+    /// Forgets hosts unseen for `forget_after`, at most every tenth of that (and at least
+    /// hourly): run from the requests themselves (check-ins and reads), so a server with no
+    /// traffic does no work and needs no timer. One caller wins the slot; the others go on.
+    pub async fn forget_if_due(&self, now: i64) {
+        if self.forget_after == 0 {
+            return;
+        }
+        let every = (self.forget_after / 10).clamp(1, 3600);
+        let last = self.last_forget.load(Ordering::Relaxed);
+        if now - last < every
+            || self
+                .last_forget
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        match self
+            .store
+            .forget(now.saturating_sub(self.forget_after))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                hosts = n,
+                "forgot hosts not seen for {} s",
+                self.forget_after
+            ),
+            Err(e) => tracing::warn!(error = %e, "forgetting hosts not seen for long"),
+        }
     }
 }
 

@@ -324,6 +324,14 @@ impl FleetStore for PostgresStore {
         rows.iter().map(host_from).collect()
     }
 
+    async fn forget(&self, seen_before: i64) -> Result<u64, FleetError> {
+        let client = self.client().await?;
+        client
+            .execute(&pg(store::FORGET), &[&seen_before])
+            .await
+            .map_err(err)
+    }
+
     fn describe(&self) -> String {
         format!("postgres {}", self.what)
     }

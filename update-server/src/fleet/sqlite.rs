@@ -292,6 +292,15 @@ impl FleetStore for SqliteStore {
         .await
     }
 
+    async fn forget(&self, seen_before: i64) -> Result<u64, FleetError> {
+        Self::with(&self.writer, move |conn| {
+            conn.execute(store::FORGET, [seen_before])
+                .map(|n| n as u64)
+                .map_err(err)
+        })
+        .await
+    }
+
     fn describe(&self) -> String {
         format!("sqlite {}", self.path.display())
     }

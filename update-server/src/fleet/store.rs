@@ -137,6 +137,9 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     /// Up to `limit` hosts with `client_id` after `after`, in `client_id` order: the CSV
     /// walks the whole table a page at a time.
     async fn hosts_page(&self, after: &str, limit: i64) -> Result<Vec<Host>, FleetError>;
+    /// Deletes the hosts last seen before `seen_before` (instances terminated long ago);
+    /// returns how many.
+    async fn forget(&self, seen_before: i64) -> Result<u64, FleetError>;
     /// For the startup log: "sqlite /var/lib/vigil/fleet.sqlite3", "postgres db@host".
     fn describe(&self) -> String;
 }
@@ -176,6 +179,8 @@ impl Row<'_> {
         self.c.last_update.result.is_failure()
     }
 }
+
+pub(crate) const FORGET: &str = "DELETE FROM hosts WHERE last_seen < ?1";
 
 pub(crate) const SCHEMA_HOSTS: &str = "CREATE TABLE IF NOT EXISTS hosts (
     client_id TEXT PRIMARY KEY,
