@@ -24,7 +24,7 @@ use crate::http::Http;
 use crate::identity::Identity;
 use crate::install::load_installed;
 use crate::state::{now, write_atomic, State};
-use crate::update::{update, Options, Outcome};
+use crate::update::{update, Options, Outcome, Report};
 
 /// Where the check-in goes, relative to the mirror's base URL.
 pub const CHECKIN_PATH: &str = "fleet/checkin";
@@ -175,6 +175,17 @@ async fn build(
         Ok(Outcome::Updated { engine, .. }) => Some(Installed {
             version: engine.db_version(),
             sha256: hex::encode(engine.db_sha256()),
+        }),
+        // The common case: the run verified the active database already.
+        Ok(Outcome::UpToDate {
+            report:
+                Report {
+                    active: Some((version, sha256)),
+                    ..
+                },
+        }) => Some(Installed {
+            version: *version,
+            sha256: sha256.clone(),
         }),
         // What the agent would load: the active database, or last-known-good if that one
         // does not verify. Verifying is CPU work: off the async workers.

@@ -59,6 +59,9 @@ pub struct Report {
     pub requests: u64,
     pub elapsed: Duration,
     pub notes: Vec<String>,
+    /// Up to date: the active database as this run verified it (version, hex SHA-256), so
+    /// the check-in need not read and verify it a second time.
+    pub active: Option<(u64, String)>,
 }
 
 // One value per update, moved once: boxing the engine would buy nothing.
@@ -430,6 +433,7 @@ async fn from_mirror(
                 report.notes.push(note);
             }
             report.to = report.from;
+            report.active = installed_sha;
             return Ok(Outcome::UpToDate { report });
         }
         Choice::Update(p) => p,
