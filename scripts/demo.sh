@@ -210,8 +210,16 @@ adv=("$bin" rollout advance --repo "$work/repo" --tuf-keys "$work/tuf" "${fleet[
 sleep 1.5
 echo "-- at 10%, web-2 (bucket 68) is still held"
 web2_held
+echo "-- the canary checks again (SIGUSR1; on its own, checks_per_day times a day) and reports from the new stage"
+checks() { grep -c "database is up to date" "$work/client/agent.log" || true; }
+n=$(checks)
+kill -USR1 "$agent_pid"
+# Its check-in is sent before it logs the check.
+for _ in $(seq 300); do [ "$(checks)" -gt "$n" ] && break; sleep 0.1; done
 "${adv[@]}"
 sleep 1.5
+"${status[@]}" | grep -q "100% (stage 2 of canary,10%:6h,100%), complete" \
+  || { "${status[@]}" >&2; echo "the rollout did not reach 100%" >&2; exit 1; }
 echo "-- at 100%, web-2 takes version 2 (by delta)"
 "$update" --config "$work/web-2/vigil.toml"
 cmp "$work/vigil-2.vdb" "$work/web-2/db/vigil.vdb"
