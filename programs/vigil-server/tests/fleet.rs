@@ -98,8 +98,19 @@ fn setup() -> Setup {
 /// `store`: `["--state-dir", DIR]` or `["--fleet-db", URL]`; a config with a 1 s check-in
 /// interval (the health test checks a client in twice).
 fn start(s: &Setup, store: &[&str], extra: &[&str]) -> Server {
-    let config = s.dir.path().join("server.toml");
-    std::fs::write(&config, "[fleet]\ncheckin_interval_s = 1\n").unwrap();
+    start_with(
+        s,
+        "server.toml",
+        "[fleet]\ncheckin_interval_s = 1\n",
+        store,
+        extra,
+    )
+}
+
+/// [`start`] with another config file (`name`, holding `text`).
+fn start_with(s: &Setup, name: &str, text: &str, store: &[&str], extra: &[&str]) -> Server {
+    let config = s.dir.path().join(name);
+    std::fs::write(&config, text).unwrap();
     let mut args = vec![
         "--repo",
         s.repo.to_str().unwrap(),
@@ -612,22 +623,13 @@ fn postgres_checkins_reads_and_health() {
 /// A host not seen for `forget_after_s` is forgotten (terminated instances do not stay in the
 /// console and the compliance report forever); one still checking in stays.
 fn forgets_hosts_not_seen_for_long(s: &Setup, store: &[&str]) {
-    let config = s.dir.path().join("forget.toml");
-    std::fs::write(
-        &config,
+    let srv = start_with(
+        s,
+        "forget.toml",
         "[fleet]\ncheckin_interval_s = 0\nforget_after_s = 2\n",
-    )
-    .unwrap();
-    let mut args = vec![
-        "--repo",
-        s.repo.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "--admin-tokens",
-        s.admin.to_str().unwrap(),
-    ];
-    args.extend_from_slice(store);
-    let srv = spawn_server(&args);
+        store,
+        &[],
+    );
     let hosts = || {
         let r = http(
             srv.addr,
