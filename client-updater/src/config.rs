@@ -64,6 +64,18 @@ pub struct Config {
     /// text, so its errors point at their line). Empty when absent.
     #[serde(default)]
     pub agent: toml::Table,
+    /// What happens after a detection (issue 15), carried raw like `[agent]` and parsed by
+    /// `vigil-respond` and `vigil-outputs`: `[findings]` (the host's identity, severities, the
+    /// outbox), `[[outputs]]` (where findings are delivered), `[[actions]]` (response hooks)
+    /// and `[quarantine]`.
+    #[serde(default)]
+    pub findings: toml::Table,
+    #[serde(default)]
+    pub outputs: Vec<toml::Table>,
+    #[serde(default)]
+    pub actions: Vec<toml::Table>,
+    #[serde(default)]
+    pub quarantine: toml::Table,
 }
 
 /// Timeouts and limits that bound what a slow or hostile mirror can cost us.

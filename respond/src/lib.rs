@@ -1,0 +1,1 @@
+//! vigil-respond: what happens after a detection (issue 15, in progress).
