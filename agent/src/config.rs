@@ -94,8 +94,10 @@ pub struct ScheduledScan {
     pub paths: Vec<PathBuf>,
     #[serde(default = "default_exclude")]
     pub exclude: Vec<PathBuf>,
-    /// Findings are appended here as JSON lines, one per finding plus one summary per run.
-    pub output: PathBuf,
+    /// Optional: JSON lines appended here, one per finding, one per unreadable file and one
+    /// summary per run. Findings also go to the `[[outputs]]` (through the outbox).
+    #[serde(default)]
+    pub output: Option<PathBuf>,
 }
 
 fn default_exclude() -> Vec<PathBuf> {
@@ -124,7 +126,9 @@ impl AgentConfig {
         abs(&mut a.socket);
         for s in &mut a.scheduled {
             s.paths.iter_mut().for_each(abs);
-            abs(&mut s.output);
+            if let Some(o) = s.output.as_mut() {
+                abs(o);
+            }
         }
         Ok(a)
     }
@@ -168,8 +172,8 @@ mod tests {
             [Path::new("/srv"), Path::new("/etc/vigil/srv")]
         );
         assert_eq!(
-            a.scheduled[0].output,
-            Path::new("/etc/vigil/findings.jsonl")
+            a.scheduled[0].output.as_deref(),
+            Some(Path::new("/etc/vigil/findings.jsonl"))
         );
         assert_eq!(a.scheduled[0].exclude.len(), 4);
         assert_eq!(a.scheduled[0].cron.to_string(), "0 3 * * *");

@@ -10,10 +10,13 @@
 //! `vigil.toml` (the updater's keys and the `[agent]` section, [`config`]) and signals. Output:
 //! scan replies, findings files, log lines, an exit code ([`AgentError::exit_code`]).
 //! Neighbours: `vigil-client-updater` and `vigil-scan-core` below; `vigil-scan --daemon` and
-//! other local clients on the socket. Findings outputs and quarantine will live here.
+//! other local clients on the socket. Findings of scheduled and on-demand scans go through
+//! `vigil-respond` ([`responder`]): the ledger, the outbox and its deliverer (run here, rebuilt
+//! on SIGHUP), quarantine for scheduled scans when enabled, the `[[actions]]` hooks.
 
 pub mod config;
 pub mod error;
+pub mod responder;
 mod run;
 pub mod schedule;
 pub mod scheduled;

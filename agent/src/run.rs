@@ -7,6 +7,10 @@
 //! Signals: SIGHUP reloads the config (mirrors, keys, schedules, limits; the socket path needs
 //! a restart); SIGUSR1 checks for an update now; SIGUSR2 runs every scheduled scan now;
 //! SIGTERM and SIGINT stop it (scans in progress end with an error line).
+//!
+//! Findings: a [`Responder`] from the config's `[findings]`, `[[outputs]]`, `[[actions]]` and
+//! `[quarantine]` takes the findings of scheduled and on-demand scans, and a [`Deliverer`]
+//! task delivers the outbox to the outputs; SIGHUP rebuilds both from the new config.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,10 +24,13 @@ use vigil_client_updater::install::{load_and_smoke_test, load_installed, ACTIVE}
 use vigil_client_updater::update::{load_keys, Dirs, Options, Outcome};
 use vigil_client_updater::{check, exit, Config};
 use vigil_format::PublicKey;
+use vigil_outputs::deliver::Deliverer;
+use vigil_respond::{Responder, ResponseConfig};
 use vigil_scan_core::{Engine, SharedEngine};
 
 use crate::config::{AgentConfig, Settings};
 use crate::error::AgentError;
+use crate::responder::ResponderSlot;
 use crate::scheduled::{next_fire_times, start_scan};
 use crate::service::ServiceConfig;
 
@@ -36,7 +43,11 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
     } = settings;
     let mut keys = load_keys(&cfg)?;
     // Checked now, so a bad setting stops the start rather than the service later.
-    let svc = service_config(&config_path, &agent)?;
+    let mut svc = service_config(&config_path, &agent)?;
+    let (responder, delivery) = respond_from(&config_path, &cfg).await?;
+    let slot = Arc::new(ResponderSlot::new(Some(responder)));
+    let mut delivery = Some(delivery);
+    svc.responder = Some(slot.clone());
     let dirs = Dirs::new(&cfg.database_dir);
     dirs.create()?;
     let mut term = signal(SignalKind::terminate()).map_err(sig_err)?;
@@ -100,7 +111,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
             _ = usr2.recv() => {
                 tracing::info!("SIGUSR2: running every scheduled scan now");
                 for s in &agent.scheduled {
-                    start_scan(s.clone(), &agent, &cfg.database_dir, shared.clone(), running.clone());
+                    start_scan(s.clone(), &agent, &cfg.database_dir, shared.clone(), running.clone(), slot.get());
                 }
             }
             _ = tokio::time::sleep_until(next_scan) => {
@@ -108,7 +119,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
                 for (name, t) in &next_scans {
                     if *t <= now {
                         if let Some(s) = agent.scheduled.iter().find(|s| &s.name == name) {
-                            start_scan(s.clone(), &agent, &cfg.database_dir, shared.clone(), running.clone());
+                            start_scan(s.clone(), &agent, &cfg.database_dir, shared.clone(), running.clone(), slot.get());
                         }
                     }
                 }
@@ -117,8 +128,17 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
             _ = hup.recv() => {
                 let reloaded = Settings::load(&config_path)
                     .and_then(|s| Ok((load_keys(&s.updater)?, s)));
+                let reloaded = match reloaded {
+                    Ok((k, s)) => respond_from(&config_path, &s.updater).await.map(|r| (k, s, r)),
+                    Err(e) => Err(e),
+                };
                 match reloaded {
-                    Ok((k, s)) => {
+                    Ok((k, s, (r, d))) => {
+                        slot.set(Some(r));
+                        if let Some(old) = delivery.take() {
+                            old.stop().await;
+                        }
+                        delivery = Some(d);
                         if s.agent.socket != agent.socket {
                             tracing::warn!("the socket path changed; that takes a restart");
                         }
@@ -141,6 +161,9 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
         }
     };
     stop.store(true, Ordering::SeqCst);
+    if let Some(d) = delivery.take() {
+        d.stop().await;
+    }
     match tokio::task::spawn_blocking(move || service.join()).await {
         Ok(Ok(Err(e))) => {
             tracing::error!(error = %e, "scan service");
@@ -151,6 +174,68 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
     }
     tracing::info!("stopped");
     Ok(code)
+}
+
+/// The delivery task of one configuration.
+struct Delivery {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Delivery {
+    /// Stops the task at its next await point (an interrupted delivery is resent: at least
+    /// once) and waits for it.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// The responder of the config at `path` and its delivery task.
+async fn respond_from(path: &Path, cfg: &Config) -> Result<(Arc<Responder>, Delivery), AgentError> {
+    let rc = ResponseConfig::parse(
+        &cfg.findings,
+        &cfg.outputs,
+        &cfg.actions,
+        &cfg.quarantine,
+        path,
+        &cfg.database_dir,
+    )
+    .map_err(|e| AgentError::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let respond_err = |e: vigil_respond::RespondError| AgentError::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    // Opening may ask IMDS (a second at most, once per process): off the async workers.
+    let responder = {
+        let rc = rc.clone();
+        tokio::task::spawn_blocking(move || Responder::open(&rc))
+            .await
+            .map_err(|e| AgentError::Config {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?
+            .map_err(respond_err)?
+    };
+    let responder = Arc::new(responder);
+    let deliverer: Option<Arc<Deliverer>> =
+        vigil_respond::sinks::deliverer(&responder, &rc.outputs)
+            .await
+            .map_err(respond_err)?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        if let Some(d) = deliverer {
+            tracing::info!(outputs = rc.outputs.len(), "delivering findings");
+            d.run(async {
+                let _ = rx.await;
+            })
+            .await;
+        }
+    });
+    Ok((responder, Delivery { stop: tx, task }))
 }
 
 fn sig_err(e: std::io::Error) -> AgentError {

@@ -1,8 +1,10 @@
 //! Scheduled scans: `[[agent.scheduled]]` entries fire on their cron schedule (or all at once
-//! on SIGUSR2), each run walks its paths with one engine on the agent's scan threads and
-//! appends one JSON line per finding, one per file that could not be read, and a summary line
-//! to its `output` file, and records the run's summary in `database_dir/last-scan.json` for
-//! the fleet check-ins. A schedule still running when it fires again is skipped.
+//! on SIGUSR2), each run walks its paths with one engine on the agent's scan threads; its
+//! findings go through a `vigil-respond` scan session (the ledger, quarantine when
+//! `[quarantine] enabled`, the outbox for the `[[outputs]]`, the hooks); when the schedule has
+//! an `output` file it also gets one JSON line per finding, one per file that could not be
+//! read, and a summary line. The run's summary is recorded in `database_dir/last-scan.json`
+//! for the fleet check-ins. A schedule still running when it fires again is skipped.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -14,6 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use vigil_client_updater::checkin::write_last_scan;
 use vigil_fleet::checkin::LastScan;
+use vigil_respond::respond::{FileFacts, Hit};
+use vigil_respond::Responder;
 use vigil_scan_core::{Engine, Limits, Pool, Scanned, SharedEngine, Targets, ENGINE_VERSION};
 
 use crate::config::{AgentConfig, ScheduledScan};
@@ -47,6 +51,7 @@ pub(crate) fn start_scan(
     db_dir: &Path,
     shared: Arc<SharedEngine>,
     running: Arc<Mutex<HashMap<String, Instant>>>,
+    responder: Option<Arc<Responder>>,
 ) {
     {
         let Ok(mut r) = running.lock() else { return };
@@ -60,7 +65,13 @@ pub(crate) fn start_scan(
     let db_dir = db_dir.to_path_buf();
     std::thread::spawn(move || {
         tracing::info!(scan = %s.name, paths = ?s.paths, "scheduled scan started");
-        match scheduled_scan(&s, &shared.current(), threads, &limits) {
+        match scheduled_scan_with(
+            &s,
+            &shared.current(),
+            threads,
+            &limits,
+            responder.as_deref(),
+        ) {
             Ok(t) => {
                 tracing::info!(scan = %s.name, scanned = t.scanned, infected = t.infected, errors = t.errors, "scheduled scan finished");
                 if let Err(e) = record_last_scan(&db_dir, &t) {
@@ -68,7 +79,7 @@ pub(crate) fn start_scan(
                 }
             }
             Err(e) => {
-                tracing::error!(scan = %s.name, output = %s.output.display(), error = %e, "scheduled scan failed")
+                tracing::error!(scan = %s.name, output = ?s.output, error = %e, "scheduled scan failed")
             }
         }
         if let Ok(mut r) = running.lock() {
@@ -103,26 +114,45 @@ pub struct Totals {
 }
 
 /// Scans `s.paths` (recursively, minus `s.exclude`) with one engine on `threads` threads and
-/// appends one JSON line per finding and a summary line to `s.output`.
+/// appends one JSON line per finding and a summary line to `s.output` (when set).
 pub fn scheduled_scan(
     s: &ScheduledScan,
     engine: &Engine,
     threads: usize,
     limits: &Limits,
 ) -> std::io::Result<Totals> {
-    if let Some(dir) = s.output.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let out = Mutex::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&s.output)?,
-    );
+    scheduled_scan_with(s, engine, threads, limits, None)
+}
+
+/// [`scheduled_scan`], with each file's result handed to a scan session of `responder`
+/// (quarantining when its `[quarantine]` is enabled).
+pub fn scheduled_scan_with(
+    s: &ScheduledScan,
+    engine: &Engine,
+    threads: usize,
+    limits: &Limits,
+    responder: Option<&Responder>,
+) -> std::io::Result<Totals> {
+    let out = match &s.output {
+        Some(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ))
+        }
+        None => None,
+    };
+    let session = responder.map(|r| r.session(true, &s.paths, engine.db_version(), ENGINE_VERSION));
     let started = Instant::now();
     let run_id = jiff::Timestamp::now().to_string();
     let totals = Mutex::new(Totals::default());
     let write = |v: serde_json::Value| -> std::io::Result<()> {
+        let Some(out) = &out else { return Ok(()) };
         let mut o = out.lock().map_err(|_| std::io::Error::other("poisoned"))?;
         writeln!(o, "{v}")
     };
@@ -134,6 +164,9 @@ pub fn scheduled_scan(
             let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
             match scanned.outcome {
                 Ok(r) => {
+                    if let Some(session) = &session {
+                        respond(session, &path, &r);
+                    }
                     t.scanned += 1;
                     t.bytes += r.size;
                     if !r.findings.is_empty() {
@@ -180,14 +213,62 @@ pub fn scheduled_scan(
         return Err(e);
     }
     let t = *totals.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(session) = session {
+        match session.finish() {
+            Ok(sum) => {
+                tracing::info!(scan = %s.name, new = sum.new, updated = sum.updated, resolved = sum.resolved, quarantined = sum.quarantined, refused = sum.refused, mass_detection = sum.mass_detection, "scheduled scan findings recorded")
+            }
+            Err(e) => {
+                tracing::error!(scan = %s.name, error = %e, "the scheduled scan's findings were not recorded")
+            }
+        }
+    }
     write(json!({
         "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
         "summary": {"paths": s.paths, "scanned": t.scanned, "infected": t.infected,
             "errors": t.errors, "skipped": t.skipped, "bytes": t.bytes,
             "secs": started.elapsed().as_secs_f64(), "db_version": engine.db_version()},
     }))?;
-    out.lock()
-        .map_err(|_| std::io::Error::other("poisoned"))?
-        .sync_data()?;
+    if let Some(out) = out {
+        out.lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .sync_data()?;
+    }
     Ok(t)
+}
+
+/// Hands a scanned file to the scan session: its findings, or that it is clean.
+pub(crate) fn respond(
+    session: &vigil_respond::ScanSession<'_>,
+    path: &Path,
+    r: &vigil_scan_core::ScanReport,
+) {
+    if r.findings.is_empty() {
+        session.clean(path);
+        return;
+    }
+    let hits: Vec<Hit<'_>> = r
+        .findings
+        .iter()
+        .map(|f| Hit {
+            signature: &f.signature,
+            kind: kind_name(f.kind),
+            severity: f.severity.as_deref(),
+            description: f.description.as_deref(),
+        })
+        .collect();
+    let facts = FileFacts {
+        sha256: r.sha256.as_deref().unwrap_or_default(),
+        size: r.size,
+        allowlisted: r.allowlisted.is_some(),
+    };
+    session.file(path, facts, &hits);
+}
+
+pub(crate) fn kind_name(k: vigil_scan_core::SigKind) -> &'static str {
+    match k {
+        vigil_scan_core::SigKind::Hash => "hash",
+        vigil_scan_core::SigKind::Body => "body",
+        vigil_scan_core::SigKind::Yara => "yara",
+    }
 }

@@ -30,7 +30,7 @@ fn schedule(paths: Vec<PathBuf>, output: &Path) -> ScheduledScan {
         cron: "@daily".parse().unwrap(),
         paths,
         exclude: Vec::new(),
-        output: output.to_path_buf(),
+        output: Some(output.to_path_buf()),
     }
 }
 
@@ -40,7 +40,7 @@ fn run_bounded(s: ScheduledScan, engine: Arc<Engine>, limit: Duration) -> Value 
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let r = scheduled_scan(&s, &engine, 2, &Limits::default()).map(|t| t.scanned);
-        let _ = tx.send((r, s.output));
+        let _ = tx.send((r, s.output.unwrap()));
     });
     let (r, output) = rx
         .recv_timeout(limit)

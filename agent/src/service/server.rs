@@ -63,6 +63,9 @@ pub struct ServiceConfig {
     /// A request line must arrive whole within this of its first byte, and a stream's bytes
     /// within this plus one second per MiB; a client trickling bytes is cut off then.
     pub request_timeout: Duration,
+    /// Where findings of path scans go (the ledger, the outbox): never quarantine, as a local
+    /// peer must not be able to make the service move files. None: only the reply.
+    pub responder: Option<Arc<crate::responder::ResponderSlot>>,
 }
 
 impl Default for ServiceConfig {
@@ -77,6 +80,7 @@ impl Default for ServiceConfig {
             limits: Limits::default(),
             io_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
+            responder: None,
         }
     }
 }
@@ -584,7 +588,15 @@ fn scan(engine: &Engine, req: &PathScan<'_>, out: &Out, shared: &Shared) -> Resu
     let totals = Mutex::new(ScanDone::new(engine));
     // Set when the client stops reading: the walk ends and queued files are dropped.
     let gone = AtomicBool::new(false);
+    let responder = shared.cfg.responder.as_ref().and_then(|s| s.get());
+    // No quarantine on the socket: see `ServiceConfig::responder`.
+    let session = responder
+        .as_ref()
+        .map(|r| r.session(false, req.paths, db_version, ENGINE_VERSION));
     let sink = |s: Scanned| {
+        if let (Some(session), Ok(report)) = (&session, &s.outcome) {
+            crate::scheduled::respond(session, &s.path, report);
+        }
         let r = FileResult::from_scan(s.path.to_string_lossy().into_owned(), db_version, s.outcome);
         totals
             .lock()
@@ -607,6 +619,12 @@ fn scan(engine: &Engine, req: &PathScan<'_>, out: &Out, shared: &Shared) -> Resu
         &|| shared.stop.load(Ordering::SeqCst),
         &sink,
     );
+    if let Some(session) = session {
+        // Only what was scanned is settled, even when the scan ended early.
+        if let Err(e) = session.finish() {
+            tracing::error!(error = %e, "findings of an on-demand scan were not recorded");
+        }
+    }
     if let Err(e) = scanned {
         // The client's own words for a refusal of rights: "cannot scan with uid N's rights".
         let why = match e {

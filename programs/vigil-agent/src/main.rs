@@ -7,14 +7,19 @@
 //! Output: log lines on stderr (`--log-format text|json`) and the exit code: 0 when stopped by
 //! a signal, else the class of what stopped it (`vigil_client_updater::exit`: 2 configuration,
 //! 6 local, ...). The systemd unit is dist/vigil-agent.service.
+//!
+//! `vigil-agent outbox status [--json]` and `vigil-agent outbox flush [--timeout SECS]` look
+//! at and deliver the findings outbox from this process (see the `outbox` module).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use vigil_agent::Settings;
 use vigil_client_updater::exit;
+
+mod outbox;
 
 #[derive(Parser)]
 #[command(
@@ -24,7 +29,7 @@ use vigil_client_updater::exit;
 )]
 struct Args {
     /// Configuration file.
-    #[arg(long, short = 'c', default_value = vigil_client_updater::config::DEFAULT_PATH, env = "VIGIL_CONFIG")]
+    #[arg(long, short = 'c', global = true, default_value = vigil_client_updater::config::DEFAULT_PATH, env = "VIGIL_CONFIG")]
     config: PathBuf,
     /// Log level (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
@@ -32,6 +37,18 @@ struct Args {
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Without a command: run the agent.
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The findings outbox: what each output has pending, and delivering it now.
+    Outbox {
+        #[command(subcommand)]
+        action: outbox::OutboxCmd,
+    },
 }
 
 fn init_logging(level: &str, format: &str) {
@@ -53,6 +70,9 @@ fn init_logging(level: &str, format: &str) {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log_level, &args.log_format);
+    if let Some(Cmd::Outbox { action }) = &args.command {
+        return ExitCode::from(outbox::run(&args.config, action));
+    }
     let settings = match Settings::load(&args.config) {
         Ok(s) => s,
         Err(e) => {

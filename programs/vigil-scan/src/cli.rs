@@ -20,6 +20,8 @@ use vigil_scan_core::service::{
 };
 use vigil_scan_core::{Engine, Limits, Pool, ScanError, Scanned, Targets, ENGINE_VERSION};
 
+use crate::respond;
+
 #[derive(Parser)]
 #[command(
     name = "vigil-scan",
@@ -27,9 +29,28 @@ use vigil_scan_core::{Engine, Limits, Pool, ScanError, Scanned, Targets, ENGINE_
     about = "Scan files with a vigil database (clamscan-style), or ask the scan service (--daemon, clamdscan-style)"
 )]
 pub struct Args {
-    /// Database file (not used with --daemon).
-    #[arg(short = 'd', long = "database", required_unless_present = "daemon")]
+    /// Database file (not used with --daemon) [default with --config: the installed one in
+    /// its database_dir].
+    #[arg(short = 'd', long = "database", required_unless_present_any = ["daemon", "config"])]
     database: Option<PathBuf>,
+    /// vigil.toml: findings go to its [[outputs]] (through the outbox), its [[actions]] run,
+    /// its [quarantine] applies with --quarantine.
+    #[arg(long, value_name = "FILE", conflicts_with = "daemon")]
+    config: Option<PathBuf>,
+    /// Move detected files into the quarantine store (under the policy: [quarantine] of
+    /// --config, or the paths given here minus the protected list).
+    #[arg(long, conflicts_with = "daemon")]
+    quarantine: bool,
+    /// The quarantine store [default: [quarantine] dir, else /var/lib/vigil/quarantine].
+    #[arg(long, value_name = "DIR", requires = "quarantine")]
+    quarantine_dir: Option<PathBuf>,
+    /// Quarantine at most N files in this scan; past it, one CRITICAL mass-detection finding
+    /// [default: [quarantine] max_per_scan, else 20].
+    #[arg(long, value_name = "N", requires = "quarantine")]
+    max_quarantine: Option<usize>,
+    /// With --config: how long to deliver findings after the scan; what is left stays queued.
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "config")]
+    deliver_timeout: u64,
     /// Trusted public key (repeatable); defaults to the keys built into this binary.
     #[arg(long)]
     pubkey: Vec<PathBuf>,
@@ -128,6 +149,11 @@ impl Printer {
 
     /// Prints `r` under the name `path` (what the user typed, not the service's absolute path).
     fn report(&self, path: &str, r: &FileResult, engine_version: &str) {
+        self.report_with(path, r, engine_version, None);
+    }
+
+    /// [`Printer::report`], with `note` (what quarantine did) after each FOUND.
+    fn report_with(&self, path: &str, r: &FileResult, engine_version: &str, note: Option<&str>) {
         self.totals
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -147,6 +173,10 @@ impl Printer {
                             "sha256": r.sha256, "offset": f.offset,
                             "engine_version": engine_version, "db_version": r.db_version,
                         });
+                        let mut line = line;
+                        if let Some(n) = note {
+                            line["response"] = json!(n);
+                        }
                         let _ = writeln!(o, "{line}");
                     }
                 } else if r.findings.is_empty() {
@@ -155,7 +185,14 @@ impl Printer {
                     }
                 } else {
                     for f in &r.findings {
-                        let _ = writeln!(o, "{path}: {} FOUND", f.signature);
+                        match note {
+                            Some(n) => {
+                                let _ = writeln!(o, "{path}: {} FOUND {n}", f.signature);
+                            }
+                            None => {
+                                let _ = writeln!(o, "{path}: {} FOUND", f.signature);
+                            }
+                        }
                     }
                 }
             }
@@ -220,11 +257,15 @@ impl Printer {
 }
 
 fn run_local(args: Args) -> anyhow::Result<u8> {
-    let database = args
-        .database
-        .clone()
-        .context("a database (-d) is needed without --daemon")?;
-    let keys = if args.pubkey.is_empty() {
+    let loaded = args.config.as_deref().map(respond::load).transpose()?;
+    let database = match (&args.database, &loaded) {
+        (Some(d), _) => d.clone(),
+        (None, Some(l)) => respond::installed_database(&l.updater),
+        (None, None) => anyhow::bail!("a database (-d) is needed without --daemon"),
+    };
+    let keys = if let (true, Some(l)) = (args.pubkey.is_empty(), &loaded) {
+        vigil_client_updater::update::load_keys(&l.updater)?
+    } else if args.pubkey.is_empty() {
         vigil_keys::release_keys().context("built-in keys")?
     } else {
         args.pubkey
@@ -256,12 +297,33 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let responder = respond::responder(
+        loaded.as_ref(),
+        args.quarantine.then(|| respond::QuarantineArgs {
+            dir: args.quarantine_dir.as_deref(),
+            max: args.max_quarantine,
+            paths: &args.paths,
+        }),
+    )?;
+    let session = responder.as_ref().map(|r| {
+        r.session(
+            args.quarantine,
+            &args.paths,
+            engine.db_version(),
+            ENGINE_VERSION,
+        )
+    });
     let start = Instant::now();
     let printer = Printer::new(&args);
     let db = engine.db_version();
     let report = |path: &Path, outcome| {
         let r = FileResult::from_scan(path.display().to_string(), db, outcome);
-        printer.report(&r.path, &r, ENGINE_VERSION);
+        // Standard input has no path to track or quarantine.
+        let note = session
+            .as_ref()
+            .filter(|_| path != Path::new("stdin"))
+            .and_then(|s| respond::file(s, path, &r));
+        printer.report_with(&r.path, &r, ENGINE_VERSION, note.as_deref());
     };
     // `-` is standard input, scanned here; everything else goes through the pool, in order.
     let pool = Pool::new(&engine, threads, limits);
@@ -299,7 +361,18 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
         db_version: engine.db_version(),
         signatures: Signatures::of(&engine),
     };
-    Ok(printer.finish(&args, &info, start))
+    let code = printer.finish(&args, &info, start);
+    let responded = match (&responder, session) {
+        (Some(r), Some(s)) => respond::finish(
+            r,
+            s,
+            loaded.as_ref(),
+            Duration::from_secs(args.deliver_timeout),
+        ),
+        _ => true,
+    };
+    // A scan whose findings could not be recorded is an error, whatever it found.
+    Ok(if responded { code } else { code.max(2) })
 }
 
 /// `--socket`, else `$VIGIL_SOCKET`, else the default path.

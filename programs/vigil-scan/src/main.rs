@@ -11,6 +11,7 @@
 //! `--daemon`, a service that cannot be reached.
 
 mod cli;
+mod respond;
 
 use std::process::ExitCode;
 
