@@ -587,3 +587,62 @@ fn entry_file(id: &str) -> Result<String, QuarantineError> {
         Err(QuarantineError::NotFound { id: id.to_string() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A file renamed over the path after it was read (the classic swap) is left in place, and
+    /// the entry already written is rolled back.
+    #[test]
+    fn a_file_swapped_in_before_the_unlink_is_refused_and_rolled_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("q")).unwrap();
+        let path = tmp.path().join("victim");
+        let decoy = tmp.path().join("decoy");
+        std::fs::write(&path, b"malware").unwrap();
+        std::fs::write(&decoy, b"innocent").unwrap();
+        let err = store
+            .quarantine_with(&path, None, "f", "T", &|| {
+                std::fs::rename(&decoy, &path).unwrap();
+            })
+            .unwrap_err();
+        assert!(matches!(err, QuarantineError::Swapped { .. }), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"innocent",
+            "the swapped-in file stays"
+        );
+        assert_eq!(
+            std::fs::read_dir(store.dir()).unwrap().count(),
+            0,
+            "entry rolled back"
+        );
+
+        // A path that vanished is no better than a swapped one.
+        std::fs::write(&decoy, b"x").unwrap();
+        let err = store
+            .quarantine_with(&decoy, None, "f", "T", &|| {
+                std::fs::remove_file(&decoy).unwrap()
+            })
+            .unwrap_err();
+        assert!(matches!(err, QuarantineError::Swapped { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(store.dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn times_before_the_epoch_convert() {
+        let t = system_time(-1, 500_000_000);
+        assert_eq!(
+            UNIX_EPOCH.duration_since(t).unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            system_time(i64::MIN, -5),
+            UNIX_EPOCH
+                .checked_sub(Duration::from_secs(i64::MIN.unsigned_abs()))
+                .unwrap_or(UNIX_EPOCH)
+        );
+    }
+}
