@@ -15,9 +15,11 @@ pub mod error;
 pub mod outbox;
 pub mod sink;
 pub mod sinks;
+#[cfg(test)]
+mod testing;
 
 pub use config::{parse_outputs, Event, OutputConfig, OutputKind};
 pub use deliver::Deliverer;
-pub use outbox::{Appended, Outbox, OutboxLimits, OutputStatus, Pending};
 pub use error::OutputError;
+pub use outbox::{Appended, Outbox, OutboxLimits, OutputStatus, Pending};
 pub use sink::{EntryResult, Record, SendError, Sink, SinkContext};

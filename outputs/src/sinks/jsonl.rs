@@ -126,3 +126,70 @@ impl Sink for JsonlSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::testing::finding;
+    use vigil_findings::Severity;
+
+    fn lines(p: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn lines_rotate_by_size_keeping_keep_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("logs/findings.jsonl");
+        let sink = JsonlSink::new(&JsonlConfig {
+            path: path.clone(),
+            max_bytes: 4000,
+            keep: 2,
+        })
+        .unwrap();
+        let record = |seq: u64| Record {
+            seq,
+            event: Event::New,
+            queued_at: 1_700_000_000,
+            finding: finding(seq, Severity::High),
+        };
+        for seq in 1..=30 {
+            let r = sink.send(&[record(seq)]).await.unwrap();
+            assert_eq!(r, [EntryResult::Delivered]);
+        }
+        let one = lines(&path)[0].to_string().len() as u64 + 1;
+        let per_file = 4000 / one;
+        let mut seen = Vec::new();
+        for p in [
+            path.with_extension("jsonl.2"),
+            path.with_extension("jsonl.1"),
+            path.clone(),
+        ] {
+            let l = lines(&p);
+            assert!(std::fs::metadata(&p).unwrap().len() <= 4000);
+            assert!(l.len() as u64 <= per_file);
+            seen.extend(l.iter().map(|v| v["seq"].as_u64().unwrap()));
+        }
+        assert!(
+            !path.with_extension("jsonl.3").exists(),
+            "only `keep` old files"
+        );
+        assert_eq!(*seen.last().unwrap(), 30);
+        assert!(
+            seen.windows(2).all(|w| w[1] == w[0] + 1),
+            "{seen:?}: oldest removed"
+        );
+        assert_eq!(seen.len() as u64, 30 - (seen[0] - 1));
+        let v = &lines(&path)[0];
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["event", "finding", "queued_at", "seq"]);
+        assert_eq!(v["event"], "new");
+        assert_eq!(v["finding"]["file"]["path"], format!("/srv/f{}", v["seq"]));
+    }
+}

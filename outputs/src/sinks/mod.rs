@@ -4,3 +4,6 @@ pub mod http;
 pub mod jsonl;
 pub mod slack;
 pub mod webhook;
+
+#[cfg(test)]
+mod tests;
