@@ -8,10 +8,18 @@
 //! with back-off ([`deliver`]). Receivers deduplicate by the finding's stable id. Neighbours:
 //! `vigil-respond` appends; the agent and `vigil-scan --config` deliver.
 
+pub mod backoff;
 pub mod config;
+pub mod deliver;
 pub mod error;
+pub mod outbox;
 pub mod sink;
+pub mod sinks;
+#[cfg(test)]
+mod testing;
 
 pub use config::{parse_outputs, Event, OutputConfig, OutputKind};
+pub use deliver::Deliverer;
 pub use error::OutputError;
+pub use outbox::{Appended, Outbox, OutboxLimits, OutputStatus, Pending};
 pub use sink::{EntryResult, Record, SendError, Sink, SinkContext};
