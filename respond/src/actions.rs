@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -119,10 +119,8 @@ pub fn run_command(command: &[String], stdin: &[u8], timeout: Duration) -> Outco
         }
     };
     // A descendant that left the group may still hold the pipes: wait briefly, not forever.
-    let grab = |rx: std::sync::mpsc::Receiver<String>| match rx.recv_timeout(Duration::from_secs(1))
-    {
-        Ok(s) => s,
-        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => String::new(),
+    let grab = |rx: std::sync::mpsc::Receiver<String>| {
+        rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
     };
     Outcome {
         status,
