@@ -657,3 +657,72 @@ fn the_agent_delivers_scheduled_and_on_demand_findings_and_quarantines_nothing_o
     let log = strip_ansi(&std::fs::read_to_string(&log).unwrap());
     assert!(log.contains("delivering findings"), "{log}");
 }
+
+/// The README's isolation hook, with a fake `aws` on PATH that records its argv (the script's
+/// environment; nothing reaches AWS).
+#[test]
+fn the_isolation_hook_calls_the_aws_cli_with_the_instance_and_group() {
+    if Command::new("jq").arg("--version").output().is_err() {
+        eprintln!("SKIP: jq is not installed (the isolation hook reads the finding with it)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let fake = t.join("bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let argv = t.join("aws-argv");
+    std::fs::write(
+        fake.join("aws"),
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n", p(&argv)),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(fake.join("aws"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let script =
+        vigil_tests::rules::repo_root().join("programs/vigil-agent/dist/isolate-instance.sh");
+    let run = |finding: &str, sg: &str| {
+        use std::io::Write;
+        let mut c = Command::new(&script)
+            .arg(sg)
+            .env(
+                "PATH",
+                format!("{}:{}", p(&fake), std::env::var("PATH").unwrap_or_default()),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(finding.as_bytes())
+            .unwrap();
+        let o = c.wait_with_output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let finding = r#"{"id":"ab12","threat":"Win.Test.EICAR","severity":"CRITICAL","file":{"path":"/srv/x"},
+        "resource":{"hostname":"web-1","instance_id":"i-0123456789abcdef0","region":"eu-west-1"}}"#;
+    let (code, out) = run(finding, "sg-0fedcba9876543210");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&argv).unwrap(),
+        "--region\neu-west-1\nec2\nmodify-instance-attribute\n--instance-id\ni-0123456789abcdef0\n--groups\nsg-0fedcba9876543210\n"
+    );
+    assert!(out.contains("isolated i-0123456789abcdef0"), "{out}");
+    std::fs::remove_file(&argv).unwrap();
+    // Off EC2 (no instance id) or a bad group: nothing is called.
+    let (code, _) = run(
+        r#"{"resource":{"hostname":"laptop"}}"#,
+        "sg-0fedcba9876543210",
+    );
+    assert_eq!(code, 3);
+    let (code, _) = run(finding, "--groups=everything");
+    assert_eq!(code, 2);
+    assert!(!argv.exists(), "aws was not run");
+}
