@@ -561,6 +561,8 @@ fn hooks_get_the_finding_on_stdin_and_are_killed_at_their_timeout() {
         "{:?}",
         started.elapsed()
     );
+    assert!(err.contains("hook timed out"), "the timeout is logged: {err}");
+    assert!(err.contains("hook ran"), "the exit status is logged: {err}");
     let got: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
     assert_eq!(got["threat"], "Vigil.Test.Eicar");
     assert_eq!(got["severity"], "MEDIUM");

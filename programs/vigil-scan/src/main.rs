@@ -38,7 +38,25 @@ struct Cli {
     command: Option<quarantine::Command>,
 }
 
+/// Log lines of the libraries on stderr: with --config or --quarantine, what the response
+/// did that the scan's lines do not say (hooks' exit status, failures, the outbox's drops).
+/// `RUST_LOG` overrides.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "error,vigil_respond=warn,vigil_respond::actions=info,vigil_outputs=warn",
+        )
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+}
+
 fn main() -> ExitCode {
+    init_logging();
     let parsed = Cli::parse();
     let result = match parsed.command {
         Some(cmd) => quarantine::run(cmd),
