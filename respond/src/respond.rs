@@ -91,6 +91,9 @@ pub struct Responder {
     actions: Actions,
     notify: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
     owners: Mutex<HashMap<u32, Option<String>>>,
+    /// The ledger's paths with active findings, and the file's (mtime, length) they were read
+    /// at: a session starts from them without reading the file unless it changed.
+    known: Mutex<(Option<(std::time::SystemTime, u64)>, Arc<BTreeSet<String>>)>,
 }
 
 impl std::fmt::Debug for Responder {
@@ -142,6 +145,7 @@ impl Responder {
             actions: Actions::new(&cfg.actions),
             notify: Mutex::new(None),
             owners: Mutex::default(),
+            known: Mutex::default(),
         })
     }
 
@@ -164,6 +168,7 @@ impl Responder {
             actions: Actions::new(&[]),
             notify: Mutex::new(None),
             owners: Mutex::default(),
+            known: Mutex::default(),
         }
     }
 
@@ -205,11 +210,7 @@ impl Responder {
         db_version: u64,
         engine_version: &str,
     ) -> ScanSession<'_> {
-        let known = self
-            .ledger
-            .as_deref()
-            .map(|p| Ledger::load(p).paths().map(str::to_owned).collect())
-            .unwrap_or_default();
+        let known = self.known_paths();
         let quarantine = if quarantine {
             self.quarantine.as_ref().map(|q| (q, q.policy.session()))
         } else {
@@ -227,6 +228,23 @@ impl Responder {
             known,
             state: Mutex::default(),
         }
+    }
+
+    /// The paths the ledger has active findings for, read again only when the file changed
+    /// (the agent opens a session per socket request).
+    fn known_paths(&self) -> Arc<BTreeSet<String>> {
+        let Some(path) = self.ledger.as_deref() else {
+            return Arc::default();
+        };
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        let mut k = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        if stamp.is_none() || k.0 != stamp {
+            let paths = Ledger::load(path).paths().map(str::to_owned).collect();
+            *k = (stamp, Arc::new(paths));
+        }
+        k.1.clone()
     }
 
     /// The owner's name for `uid`, from /etc/passwd, cached.
@@ -275,7 +293,7 @@ pub struct ScanSession<'r> {
     db_version: u64,
     engine_version: String,
     /// Paths the ledger had findings for when the scan started: their clean results count.
-    known: BTreeSet<String>,
+    known: Arc<BTreeSet<String>>,
     state: Mutex<SessionState>,
 }
 
@@ -440,7 +458,14 @@ impl ScanSession<'_> {
         let mut events: Vec<(Event, Finding)> = Vec::new();
         let _lock;
         let mut ledger = None;
-        if let Some(lp) = &self.r.ledger {
+        // Nothing found, and no path the ledger knows was scanned or is under the scan's roots:
+        // the ledger is neither read nor written (most on-demand scans).
+        let touches_ledger = !st.observations.is_empty()
+            || self
+                .known
+                .iter()
+                .any(|p| self.roots.iter().any(|r| Path::new(p).starts_with(r)));
+        if let Some(lp) = self.r.ledger.as_ref().filter(|_| touches_ledger) {
             _lock = Ledger::lock(lp)?;
             let mut l = Ledger::load(lp);
             for o in st.observations {
@@ -496,7 +521,7 @@ impl ScanSession<'_> {
                 }
             }
         }
-        if let Some(l) = ledger {
+        if let Some(l) = ledger.filter(|_| !events.is_empty()) {
             l.save()?;
         }
         if summary.queued > 0 {

@@ -561,7 +561,10 @@ fn hooks_get_the_finding_on_stdin_and_are_killed_at_their_timeout() {
         "{:?}",
         started.elapsed()
     );
-    assert!(err.contains("hook timed out"), "the timeout is logged: {err}");
+    assert!(
+        err.contains("hook timed out"),
+        "the timeout is logged: {err}"
+    );
     assert!(err.contains("hook ran"), "the exit status is logged: {err}");
     let got: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
     assert_eq!(got["threat"], "Vigil.Test.Eicar");
@@ -655,6 +658,18 @@ fn the_agent_delivers_scheduled_and_on_demand_findings_and_quarantines_nothing_o
         .verified()
         .iter()
         .all(|v| v["data"]["action"] == "none" && v["type"] == "vigil.finding.new"));
+    // Cleaned in place and scanned on demand again: its finding is resolved.
+    std::fs::write(&on_demand, b"cleaned\n").unwrap();
+    let o = Command::new(bin("vigil-scan"))
+        .args(["--daemon", "--socket", &p(&socket), &p(&on_demand)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    wait_until("the on-demand resolution at the receiver", 60, || {
+        rx.verified()
+            .iter()
+            .any(|v| path_of(v) == p(&on_demand) && v["type"] == "vigil.finding.resolved")
+    });
     kill("TERM");
     let log = strip_ansi(&std::fs::read_to_string(&log).unwrap());
     assert!(log.contains("delivering findings"), "{log}");
