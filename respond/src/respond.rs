@@ -93,8 +93,11 @@ pub struct Responder {
     owners: Mutex<HashMap<u32, Option<String>>>,
     /// The ledger's paths with active findings, and the file's (mtime, length) they were read
     /// at: a session starts from them without reading the file unless it changed.
-    known: Mutex<(Option<(std::time::SystemTime, u64)>, Arc<BTreeSet<String>>)>,
+    known: Mutex<KnownPaths>,
 }
+
+/// The ledger file's (mtime, length) when read, and its paths with active findings.
+type KnownPaths = (Option<(std::time::SystemTime, u64)>, Arc<BTreeSet<String>>);
 
 impl std::fmt::Debug for Responder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
