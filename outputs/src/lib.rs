@@ -11,6 +11,7 @@
 pub mod config;
 pub mod error;
 pub mod sink;
+pub mod sinks;
 
 pub use config::{parse_outputs, Event, OutputConfig, OutputKind};
 pub use error::OutputError;
