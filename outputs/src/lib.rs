@@ -8,11 +8,16 @@
 //! with back-off ([`deliver`]). Receivers deduplicate by the finding's stable id. Neighbours:
 //! `vigil-respond` appends; the agent and `vigil-scan --config` deliver.
 
+pub mod backoff;
 pub mod config;
+pub mod deliver;
 pub mod error;
+pub mod outbox;
 pub mod sink;
 pub mod sinks;
 
 pub use config::{parse_outputs, Event, OutputConfig, OutputKind};
+pub use deliver::Deliverer;
+pub use outbox::{Appended, Outbox, OutboxLimits, OutputStatus, Pending};
 pub use error::OutputError;
 pub use sink::{EntryResult, Record, SendError, Sink, SinkContext};

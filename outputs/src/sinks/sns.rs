@@ -14,7 +14,6 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_sdk_sns::Client;
-use serde_json::json;
 use vigil_findings::State;
 
 use crate::config::{Event, SnsConfig};
@@ -97,16 +96,9 @@ pub fn subject(r: &Record) -> String {
         .collect()
 }
 
-/// The message body: the event envelope the webhook output sends.
+/// The message body: the webhook output's body, byte for byte, so one consumer reads both.
 pub fn message(r: &Record) -> String {
-    json!({
-        "type": format!("vigil.finding.{}", r.event.as_str()),
-        "timestamp": jiff::Timestamp::from_second(r.queued_at)
-            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-            .to_string(),
-        "data": r.finding,
-    })
-    .to_string()
+    String::from_utf8_lossy(&super::webhook::body(r)).into_owned()
 }
 
 fn attribute(value: &str) -> Option<MessageAttributeValue> {
