@@ -494,3 +494,89 @@ async fn an_sns_topic_delivers_subject_and_json_to_an_sqs_subscription() {
     assert_eq!(body["type"], "vigil.finding.resolved");
     assert_eq!(body["data"]["id"], gone.id);
 }
+
+/// Every finding in moto's Security Hub, through GetFindings' pages of 100.
+async fn all_hub_findings(
+    moto: &MotoServer,
+) -> Vec<aws_sdk_securityhub::types::AwsSecurityFinding> {
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let out = moto
+            .securityhub()
+            .get_findings()
+            .set_next_token(token)
+            .send()
+            .await
+            .unwrap();
+        all.extend(out.findings().iter().cloned());
+        token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        if token.is_none() {
+            return all;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_delivers_to_security_hub_and_eventbridge_in_batches() {
+    use std::sync::Arc;
+    use vigil_outputs::{Deliverer, Outbox, OutboxLimits, OutputConfig, OutputKind};
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Arc::new(Outbox::open(dir.path(), OutboxLimits::default()).unwrap());
+    let hub_cfg = SecurityHubConfig {
+        region: None,
+        endpoint_url: Some(moto.endpoint()),
+        account_id: None,
+        product_arn: None,
+    };
+    let bus_cfg = EventBridgeConfig {
+        region: None,
+        endpoint_url: Some(moto.endpoint()),
+        event_bus: "default".into(),
+    };
+    let creds = moto.credentials_config();
+    let output = |name: &str, kind: OutputKind| OutputConfig {
+        name: name.into(),
+        min_severity: Severity::Low,
+        events: Event::ALL.into_iter().collect(),
+        kind,
+    };
+    let outputs: Vec<(OutputConfig, Arc<dyn Sink>)> = vec![
+        (
+            output("hub", OutputKind::SecurityHub(hub_cfg.clone())),
+            Arc::new(SecurityHubSink::from_sdk_config("hub", &hub_cfg, &ctx(), &creds).unwrap()),
+        ),
+        (
+            output("bus", OutputKind::EventBridge(bus_cfg.clone())),
+            Arc::new(EventBridgeSink::from_sdk_config("bus", &bus_cfg, &ctx(), &creds).unwrap()),
+        ),
+    ];
+    let names: Vec<OutputConfig> = outputs.iter().map(|(c, _)| c.clone()).collect();
+    let deliverer = Deliverer::new(outbox.clone(), outputs);
+
+    // 250 findings (three Security Hub calls, 25 EventBridge calls), then one seen again.
+    let fs: Vec<Finding> = (0..250)
+        .map(|i| finding(&format!("/srv/www/{i}.php"), "Php_Webshell", Severity::High, false))
+        .collect();
+    let entries: Vec<(Event, Finding)> = fs.iter().map(|f| (Event::New, f.clone())).collect();
+    outbox.append(&entries).unwrap();
+    let again = fs[7].seen_again(&Finding {
+        last_seen: T0 + 99,
+        ..fs[7].clone()
+    });
+    outbox.append(&[(Event::Updated, again)]).unwrap();
+
+    let status = deliverer.flush(Duration::from_secs(60)).await;
+    for s in &status {
+        assert_eq!((s.pending, s.delivered, s.rejected), (0, 251, 0), "{s:?}");
+        assert_eq!(s.last_error, None, "{s:?}");
+    }
+    assert_eq!(outbox.status(&names).unwrap().len(), 2);
+    let hub = all_hub_findings(&moto).await;
+    assert_eq!(hub.len(), 250, "one Security Hub finding per vigil finding");
+    let h7 = hub.iter().find(|h| h.id() == Some(fs[7].id.as_str())).unwrap();
+    assert_eq!(h7.updated_at(), Some(rfc3339(T0 + 99).as_str()));
+}
