@@ -284,9 +284,11 @@ pub fn parse_outputs(
             "securityhub" => OutputKind::SecurityHub(own.try_into().map_err(parse_err)?),
             "eventbridge" => OutputKind::EventBridge(own.try_into().map_err(parse_err)?),
             "sns" => OutputKind::Sns(own.try_into().map_err(parse_err)?),
-            other => return Err(bad(format!(
+            other => {
+                return Err(bad(format!(
                 "type {other:?}: expected jsonl, webhook, slack, securityhub, eventbridge or sns"
-            ))),
+            )))
+            }
         };
         let min_severity = match &common.min_severity {
             Some(s) => s

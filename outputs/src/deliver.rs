@@ -145,7 +145,10 @@ impl Deliverer {
                 _ = self.pass_all() => {}
             }
             let now = Instant::now();
-            let next = self.next_deadline(now).unwrap_or(now + POLL).min(now + POLL);
+            let next = self
+                .next_deadline(now)
+                .unwrap_or(now + POLL)
+                .min(now + POLL);
             tokio::select! {
                 _ = &mut stop => return,
                 _ = self.wake.notified() => {}
@@ -155,7 +158,10 @@ impl Deliverer {
     }
 
     fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        self.slots.iter().filter_map(|s| s.backoff().until(now)).min()
+        self.slots
+            .iter()
+            .filter_map(|s| s.backoff().until(now))
+            .min()
     }
 
     /// Delivers one output until it has caught up, failed, or used its time budget.

@@ -18,6 +18,6 @@ pub mod sinks;
 
 pub use config::{parse_outputs, Event, OutputConfig, OutputKind};
 pub use deliver::Deliverer;
-pub use outbox::{Appended, Outbox, OutboxLimits, OutputStatus, Pending};
 pub use error::OutputError;
+pub use outbox::{Appended, Outbox, OutboxLimits, OutputStatus, Pending};
 pub use sink::{EntryResult, Record, SendError, Sink, SinkContext};

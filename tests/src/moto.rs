@@ -55,7 +55,10 @@ impl MotoServer {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("moto_server exited at start: {status}");
             }
-            assert!(Instant::now() < deadline, "moto_server did not answer in 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer in 30 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Some(server)
@@ -121,8 +124,7 @@ fn answers(port: u16) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s
-        .write_all(b"GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    if s.write_all(b"GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .is_err()
     {
         return false;

@@ -93,8 +93,16 @@ async fn security_hub_gets_every_required_asff_field() {
     };
     let sink = security_hub(&moto);
     assert_eq!(sink.max_batch(), 100);
-    let f = finding("/srv/www/shell.php", "Php_Webshell_C99_1", Severity::High, true);
-    let got = sink.send(&[record(1, Event::New, f.clone())]).await.unwrap();
+    let f = finding(
+        "/srv/www/shell.php",
+        "Php_Webshell_C99_1",
+        Severity::High,
+        true,
+    );
+    let got = sink
+        .send(&[record(1, Event::New, f.clone())])
+        .await
+        .unwrap();
     assert_eq!(got, [EntryResult::Delivered]);
 
     let all = hub_findings(&moto).await;
@@ -115,9 +123,15 @@ async fn security_hub_gets_every_required_asff_field() {
         h.severity().and_then(|s| s.label()).map(|l| l.as_str()),
         Some("HIGH")
     );
-    assert_eq!(h.title(), Some("Malicious file Php_Webshell_C99_1 on web-1"));
+    assert_eq!(
+        h.title(),
+        Some("Malicious file Php_Webshell_C99_1 on web-1")
+    );
     let d = h.description().unwrap();
-    assert!(d.contains("/srv/www/shell.php") && d.contains(&f.file.sha256), "{d}");
+    assert!(
+        d.contains("/srv/www/shell.php") && d.contains(&f.file.sha256),
+        "{d}"
+    );
     let r = &h.resources()[0];
     assert_eq!(r.r#type(), Some("AwsEc2Instance"));
     assert_eq!(
@@ -132,7 +146,10 @@ async fn security_hub_gets_every_required_asff_field() {
         Some("NEW")
     );
     assert_eq!(
-        h.product_fields().unwrap().get("vigil/owner").map(String::as_str),
+        h.product_fields()
+            .unwrap()
+            .get("vigil/owner")
+            .map(String::as_str),
         Some("www-data")
     );
 }
@@ -143,7 +160,12 @@ async fn a_rescan_updates_the_finding_and_a_clean_rescan_archives_it() {
         return;
     };
     let sink = security_hub(&moto);
-    let first = finding("/srv/www/a.php", "Php_Webshell_C99_1", Severity::High, false);
+    let first = finding(
+        "/srv/www/a.php",
+        "Php_Webshell_C99_1",
+        Severity::High,
+        false,
+    );
     sink.send(&[record(1, Event::New, first.clone())])
         .await
         .unwrap();
@@ -154,7 +176,9 @@ async fn a_rescan_updates_the_finding_and_a_clean_rescan_archives_it() {
         ..first.clone()
     });
     assert_eq!(
-        sink.send(&[record(2, Event::Updated, again)]).await.unwrap(),
+        sink.send(&[record(2, Event::Updated, again)])
+            .await
+            .unwrap(),
         [EntryResult::Delivered]
     );
     let all = hub_findings(&moto).await;
@@ -162,28 +186,35 @@ async fn a_rescan_updates_the_finding_and_a_clean_rescan_archives_it() {
     assert_eq!(all[0].id(), Some(first.id.as_str()));
     assert_eq!(all[0].created_at(), Some(rfc3339(T0).as_str()));
     assert_eq!(all[0].updated_at(), Some(rfc3339(T0 + 3600).as_str()));
-    assert_eq!(
-        all[0].last_observed_at(),
-        Some(rfc3339(T0 + 3600).as_str())
-    );
+    assert_eq!(all[0].last_observed_at(), Some(rfc3339(T0 + 3600).as_str()));
 
     // A clean rescan of the path resolves it.
     let done = first.resolved(T0 + 7200);
     assert_eq!(
-        sink.send(&[record(3, Event::Resolved, done)]).await.unwrap(),
+        sink.send(&[record(3, Event::Resolved, done)])
+            .await
+            .unwrap(),
         [EntryResult::Delivered]
     );
     let all = hub_findings(&moto).await;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].record_state().map(|s| s.as_str()), Some("ARCHIVED"));
     assert_eq!(
-        all[0].workflow().and_then(|w| w.status()).map(|s| s.as_str()),
+        all[0]
+            .workflow()
+            .and_then(|w| w.status())
+            .map(|s| s.as_str()),
         Some("RESOLVED")
     );
     assert_eq!(all[0].updated_at(), Some(rfc3339(T0 + 7200).as_str()));
 
     // Two states of one finding in one batch go in two calls, in order: the later one wins.
-    let b = finding("/srv/www/b.php", "Php_Webshell_C99_1", Severity::High, false);
+    let b = finding(
+        "/srv/www/b.php",
+        "Php_Webshell_C99_1",
+        Severity::High,
+        false,
+    );
     let b_later = b.seen_again(&Finding {
         last_seen: T0 + 60,
         ..b.clone()
@@ -209,7 +240,14 @@ async fn one_invalid_finding_in_a_batch_does_not_block_the_others() {
     };
     let sink = security_hub(&moto);
     let fs: Vec<Finding> = (0..4)
-        .map(|i| finding(&format!("/srv/www/{i}.php"), "Php_Webshell", Severity::Medium, false))
+        .map(|i| {
+            finding(
+                &format!("/srv/www/{i}.php"),
+                "Php_Webshell",
+                Severity::Medium,
+                false,
+            )
+        })
         .collect();
     let mut asff: Vec<Value> = fs
         .iter()
@@ -274,7 +312,10 @@ async fn failures_are_classified_retry_or_fatal() {
     };
     let sns = SnsSink::from_sdk_config("sns", &cfg, &ctx(), &moto.credentials_config()).unwrap();
     let err = sns.send(&[record(1, Event::New, f)]).await.unwrap_err();
-    assert!(matches!(&err, SendError::Fatal(m) if m.contains("NotFound")), "{err:?}");
+    assert!(
+        matches!(&err, SendError::Fatal(m) if m.contains("NotFound")),
+        "{err:?}"
+    );
 
     // No account known: a setup error naming the key.
     let e = SecurityHubSink::from_sdk_config(
@@ -381,7 +422,12 @@ async fn an_eventbridge_rule_routes_the_event_to_sqs() {
         EventBridgeSink::from_sdk_config("eventbridge", &cfg, &ctx(), &moto.credentials_config())
             .unwrap();
     assert_eq!(sink.max_batch(), 10);
-    let hit = finding("/srv/www/shell.php", "Php_Webshell_C99_1", Severity::High, true);
+    let hit = finding(
+        "/srv/www/shell.php",
+        "Php_Webshell_C99_1",
+        Severity::High,
+        true,
+    );
     let gone = finding("/srv/www/old.php", "Php_Old", Severity::Low, false).resolved(T0 + 60);
     let got = sink
         .send(&[
@@ -410,13 +456,19 @@ async fn an_eventbridge_rule_routes_the_event_to_sqs() {
     assert_eq!(d["schemaVersion"], "1.0");
     assert_eq!(d["resourceType"], "EC2_INSTANCE");
     assert_eq!(d["scanResultDetails"]["scanResultStatus"], "THREATS_FOUND");
-    assert_eq!(d["scanResultDetails"]["threats"][0]["name"], "Php_Webshell_C99_1");
+    assert_eq!(
+        d["scanResultDetails"]["threats"][0]["name"],
+        "Php_Webshell_C99_1"
+    );
     assert_eq!(d["scanResultDetails"]["threats"][0]["severity"], "HIGH");
     assert_eq!(d["fileDetails"]["path"], "/srv/www/shell.php");
     assert_eq!(d["fileDetails"]["sha256"], hit.file.sha256);
     let r = &by_id(&gone.id)["detail"];
     assert_eq!(r["state"], "RESOLVED");
-    assert_eq!(r["scanResultDetails"]["scanResultStatus"], "NO_THREATS_FOUND");
+    assert_eq!(
+        r["scanResultDetails"]["scanResultStatus"],
+        "NO_THREATS_FOUND"
+    );
     assert_eq!(by_id(&gone.id)["resources"], Value::Array(vec![]));
 }
 
@@ -459,9 +511,19 @@ async fn an_sns_topic_delivers_subject_and_json_to_an_sqs_subscription() {
         endpoint_url: Some(moto.endpoint()),
         topic_arn: topic.clone(),
     };
-    let sink = SnsSink::from_sdk_config("sns", &cfg, &SinkContext::default(), &moto.credentials_config())
-        .unwrap();
-    let hit = finding("/srv/www/shell.php", "Php_Webshell_C99_1", Severity::High, true);
+    let sink = SnsSink::from_sdk_config(
+        "sns",
+        &cfg,
+        &SinkContext::default(),
+        &moto.credentials_config(),
+    )
+    .unwrap();
+    let hit = finding(
+        "/srv/www/shell.php",
+        "Php_Webshell_C99_1",
+        Severity::High,
+        true,
+    );
     let gone = finding("/srv/www/old.php", "Php_Old", Severity::Low, false).resolved(T0 + 60);
     let got = sink
         .send(&[
@@ -488,7 +550,11 @@ async fn an_sns_topic_delivers_subject_and_json_to_an_sqs_subscription() {
     assert_eq!(body["data"]["severity"], "HIGH");
 
     let only = receive(&moto, &resolved_url, 2).await;
-    assert_eq!(only.len(), 1, "the filter policy passes only the resolution: {only:?}");
+    assert_eq!(
+        only.len(),
+        1,
+        "the filter policy passes only the resolution: {only:?}"
+    );
     assert_eq!(only[0]["Subject"], "vigil: resolved Php_Old on web-1");
     let body: Value = serde_json::from_str(only[0]["Message"].as_str().unwrap()).unwrap();
     assert_eq!(body["type"], "vigil.finding.resolved");
@@ -510,7 +576,10 @@ async fn all_hub_findings(
             .await
             .unwrap();
         all.extend(out.findings().iter().cloned());
-        token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        token = out
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
         if token.is_none() {
             return all;
         }
@@ -559,7 +628,14 @@ async fn the_outbox_delivers_to_security_hub_and_eventbridge_in_batches() {
 
     // 250 findings (three Security Hub calls, 25 EventBridge calls), then one seen again.
     let fs: Vec<Finding> = (0..250)
-        .map(|i| finding(&format!("/srv/www/{i}.php"), "Php_Webshell", Severity::High, false))
+        .map(|i| {
+            finding(
+                &format!("/srv/www/{i}.php"),
+                "Php_Webshell",
+                Severity::High,
+                false,
+            )
+        })
         .collect();
     let entries: Vec<(Event, Finding)> = fs.iter().map(|f| (Event::New, f.clone())).collect();
     outbox.append(&entries).unwrap();
@@ -577,6 +653,9 @@ async fn the_outbox_delivers_to_security_hub_and_eventbridge_in_batches() {
     assert_eq!(outbox.status(&names).unwrap().len(), 2);
     let hub = all_hub_findings(&moto).await;
     assert_eq!(hub.len(), 250, "one Security Hub finding per vigil finding");
-    let h7 = hub.iter().find(|h| h.id() == Some(fs[7].id.as_str())).unwrap();
+    let h7 = hub
+        .iter()
+        .find(|h| h.id() == Some(fs[7].id.as_str()))
+        .unwrap();
     assert_eq!(h7.updated_at(), Some(rfc3339(T0 + 99).as_str()));
 }

@@ -357,9 +357,7 @@ impl Outbox {
                 while let Some(rec) = r.next_record()? {
                     dropped_total += 1;
                     for (i, (_, s)) in states.iter().enumerate() {
-                        if rec.seq > s.cursor
-                            && s.filter.wants(rec.event, rec.finding.severity)
-                        {
+                        if rec.seq > s.cursor && s.filter.wants(rec.event, rec.finding.severity) {
                             lost[i] += 1;
                         }
                     }
@@ -480,18 +478,17 @@ impl Outbox {
             .get(&output.name)
             .copied()
             .filter(|h| h.after == after);
-        let (start, mut offset, mut floor) = match hint
-            .and_then(|h| segs.iter().position(|(f, _)| *f == h.first).map(|i| (i, h)))
-        {
-            Some((i, h)) => (i, h.offset, h.after),
-            None => (
-                segs.iter()
-                    .rposition(|(f, _)| *f <= after.saturating_add(1))
-                    .unwrap_or(0),
-                0,
-                0,
-            ),
-        };
+        let (start, mut offset, mut floor) =
+            match hint.and_then(|h| segs.iter().position(|(f, _)| *f == h.first).map(|i| (i, h))) {
+                Some((i, h)) => (i, h.offset, h.after),
+                None => (
+                    segs.iter()
+                        .rposition(|(f, _)| *f <= after.saturating_add(1))
+                        .unwrap_or(0),
+                    0,
+                    0,
+                ),
+            };
         let mut out = Pending {
             records: Vec::new(),
             through: after,

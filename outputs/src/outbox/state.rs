@@ -224,7 +224,9 @@ pub(crate) fn lock(path: &Path, block: bool) -> Result<Option<FileLock>, OutputE
         .mode(0o600)
         .open(path)
         .map_err(io)?;
-    lock_file(&file, block).map_err(io).map(|got| got.then_some(FileLock { _file: file }))
+    lock_file(&file, block)
+        .map_err(io)
+        .map(|got| got.then_some(FileLock { _file: file }))
 }
 
 /// `flock` on an open file: `Ok(false)` when non-blocking and held elsewhere.

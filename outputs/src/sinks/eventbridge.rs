@@ -66,7 +66,10 @@ impl EventBridgeSink {
     /// The instance's ARN, when the finding is on EC2 and its region and account are known.
     fn resources(&self, f: &Finding) -> Vec<String> {
         let r = &f.resource;
-        match (&r.instance_id, r.account_id.as_ref().or(self.account_id.as_ref())) {
+        match (
+            &r.instance_id,
+            r.account_id.as_ref().or(self.account_id.as_ref()),
+        ) {
             (Some(id), Some(account)) => vec![format!(
                 "arn:aws:ec2:{}:{account}:instance/{id}",
                 r.region.as_deref().unwrap_or(&self.region)

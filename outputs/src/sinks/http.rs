@@ -88,17 +88,13 @@ pub(crate) fn classify(status: StatusCode, after: Option<Duration>, detail: &str
         format!("HTTP {status}: {detail}")
     };
     match status {
-        StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => Verdict::Fail(SendError::Retry {
-            reason,
-            after,
-        }),
-        s if s.is_server_error() => Verdict::Fail(SendError::Retry {
-            reason,
-            after,
-        }),
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNPROCESSABLE_ENTITY => {
-            Verdict::Reject(reason)
+        StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
+            Verdict::Fail(SendError::Retry { reason, after })
         }
+        s if s.is_server_error() => Verdict::Fail(SendError::Retry { reason, after }),
+        StatusCode::BAD_REQUEST
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::UNPROCESSABLE_ENTITY => Verdict::Reject(reason),
         _ => Verdict::Fail(SendError::Fatal(reason)),
     }
 }
@@ -121,7 +117,9 @@ pub(crate) fn network(e: &reqwest::Error) -> SendError {
 /// The first bytes of a response body, for error messages.
 pub(crate) async fn snippet(resp: reqwest::Response) -> String {
     match resp.bytes().await {
-        Ok(b) => String::from_utf8_lossy(&b[..b.len().min(200)]).trim().to_owned(),
+        Ok(b) => String::from_utf8_lossy(&b[..b.len().min(200)])
+            .trim()
+            .to_owned(),
         Err(_) => String::new(),
     }
 }

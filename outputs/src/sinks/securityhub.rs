@@ -155,8 +155,12 @@ impl SecurityHubSink {
                         })
                         .collect();
                     for (i, id) in indices {
-                        results[i] =
-                            Some(failed.get(id.as_str()).cloned().unwrap_or(EntryResult::Delivered));
+                        results[i] = Some(
+                            failed
+                                .get(id.as_str())
+                                .cloned()
+                                .unwrap_or(EntryResult::Delivered),
+                        );
                     }
                 }
                 // Nothing arrived yet: the whole batch is retried (or held, if fatal).
@@ -257,10 +261,7 @@ pub fn convert(v: &Value) -> Result<AwsSecurityFinding, ConvertError> {
                     .collect::<Result<_, _>>()?,
             )),
             "Malware" => b.set_malware(Some(
-                array(v, k)?
-                    .iter()
-                    .map(malware)
-                    .collect::<Result<_, _>>()?,
+                array(v, k)?.iter().map(malware).collect::<Result<_, _>>()?,
             )),
             "RecordState" => b.record_state(RecordState::from(s()?.as_str())),
             "Workflow" => {
@@ -384,9 +385,11 @@ mod tests {
     /// in its SDK field: the JSON and what is sent cannot drift apart.
     #[test]
     fn every_key_of_the_asff_is_carried() {
-        for (instance, owner, description) in
-            [(true, true, true), (false, false, false), (true, false, true)]
-        {
+        for (instance, owner, description) in [
+            (true, true, true),
+            (false, false, false),
+            (true, false, true),
+        ] {
             for f in [
                 finding(instance, owner, description),
                 finding(instance, owner, description).resolved(1_764_700_000),
@@ -459,7 +462,10 @@ mod tests {
     fn unknown_keys_and_wrong_types_are_errors() {
         let mut j = to_asff(&finding(true, true, true), &target());
         j["Malware"][0]["Hash"] = Value::String("x".into());
-        assert!(convert(&j).unwrap_err().to_string().contains("Malware[].Hash"));
+        assert!(convert(&j)
+            .unwrap_err()
+            .to_string()
+            .contains("Malware[].Hash"));
         let mut j = to_asff(&finding(true, true, true), &target());
         j["Title"] = Value::from(5);
         assert!(convert(&j).unwrap_err().to_string().contains("Title"));

@@ -67,7 +67,12 @@ pub fn message(record: &Record) -> Value {
             ),
         ),
         Event::New | Event::Updated => (
-            format!("{} malware: {} on {}", f.severity.label(), f.threat, f.resource.hostname),
+            format!(
+                "{} malware: {} on {}",
+                f.severity.label(),
+                f.threat,
+                f.resource.hostname
+            ),
             format!(
                 "{} malware {} found at {} on {} (action: {})",
                 f.severity.label(),
@@ -78,16 +83,11 @@ pub fn message(record: &Record) -> Value {
             ),
         ),
     };
-    let field = |label: &str, value: &str| {
-        json!({"type": "mrkdwn", "text": cut(&format!("*{label}*\n{}", esc(value)), FIELD_MAX)})
-    };
+    let field = |label: &str, value: &str| json!({"type": "mrkdwn", "text": cut(&format!("*{label}*\n{}", esc(value)), FIELD_MAX)});
     let fields = vec![
         field("Severity", f.severity.label()),
         field("Host", &f.resource.hostname),
-        field(
-            "Instance",
-            f.resource.instance_id.as_deref().unwrap_or("-"),
-        ),
+        field("Instance", f.resource.instance_id.as_deref().unwrap_or("-")),
         field("Path", &f.file.path),
         field("SHA-256", &f.file.sha256),
         field("Signature", &f.threat),

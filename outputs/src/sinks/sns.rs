@@ -91,7 +91,13 @@ pub fn subject(r: &Record) -> String {
         )
     };
     s.chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(MAX_SUBJECT)
         .collect()
 }
@@ -125,7 +131,10 @@ impl Sink for SnsSink {
             let severity = r.finding.severity.label();
             let event = r.event.as_str();
             // SNS counts the message and its attributes' names, types and values.
-            let size = body.len() + "severity".len() + severity.len() + "event".len()
+            let size = body.len()
+                + "severity".len()
+                + severity.len()
+                + "event".len()
                 + event.len()
                 + 2 * "String".len();
             if size > MAX_CALL_BYTES {
@@ -171,9 +180,7 @@ impl Sink for SnsSink {
                 .client
                 .publish_batch()
                 .topic_arn(&self.topic_arn)
-                .set_publish_batch_request_entries(Some(
-                    call.into_iter().map(|(_, e)| e).collect(),
-                ))
+                .set_publish_batch_request_entries(Some(call.into_iter().map(|(_, e)| e).collect()))
                 .send()
                 .await;
             match out {
