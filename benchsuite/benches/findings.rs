@@ -4,7 +4,8 @@
 //! Prints one markdown table on stdout, built from a list of rows so other measurements
 //! (Security Hub through moto, quarantine throughput) are added as rows.
 //!
-//! Then findings/s to moto's Security Hub and EventBridge ([`aws`]; SKIP without moto).
+//! Then the quarantine store's throughput ([`quarantine`]) and findings/s to moto's Security
+//! Hub and EventBridge ([`aws`]; SKIP without moto).
 //!
 //! `cargo bench --workspace --bench findings [-- NAME…]` (only the rows whose name contains a
 //! NAME; the local rows always run). Knobs: VIGIL_BENCH_FINDINGS (2000 per AWS row), VIGIL_BENCH_APPENDS (500 single appends,
@@ -25,6 +26,8 @@ use vigil_outputs::{Deliverer, Outbox, OutboxLimits, OutputConfig, Sink};
 
 #[path = "findings/aws.rs"]
 mod aws;
+#[path = "findings/quarantine.rs"]
+mod quarantine;
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -209,7 +212,13 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    for (what, value, notes) in aws::rows(&filters) {
+    let quarantine =
+        if filters.is_empty() || filters.iter().any(|f| "quarantine".contains(f.as_str())) {
+            quarantine::rows(tmp.path())
+        } else {
+            Vec::new()
+        };
+    for (what, value, notes) in quarantine.into_iter().chain(aws::rows(&filters)) {
         rows.push(Row { what, value, notes });
     }
 

@@ -1,5 +1,6 @@
 //! vigil-scan: scan files with a vigil database, with clamscan's habits; with `--daemon`, ask
-//! the local scan service instead, as clamdscan asks clamd.
+//! the local scan service instead, as clamdscan asks clamd. `vigil-scan quarantine …` manages
+//! the quarantine store.
 //!
 //! A thin program over `vigil-scan-core`: input is a signed database and trusted keys (or the
 //! agent's socket with `--daemon`) and the paths to scan; output is clamscan-style lines or
@@ -8,16 +9,41 @@
 //!
 //! Exit codes, as clamscan documents them: 0 nothing found; 1 something found; 2 an error
 //! occurred (and nothing was found), including a database that fails verification and, with
-//! `--daemon`, a service that cannot be reached.
+//! `--daemon`, a service that cannot be reached. `quarantine` commands: 0 done, 2 usage, an
+//! unknown id, a restore refused (a file exists at the path) or any other error.
 
 mod cli;
+mod quarantine;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
+// The scan's arguments, or a management subcommand. The scan keeps its flat command line
+// (`vigil-scan -d db -r /path`): a subcommand is recognised only as the first argument. (A
+// plain comment: a doc comment here would replace the program's about text in --help.)
+#[derive(Parser)]
+#[command(
+    name = "vigil-scan",
+    version,
+    about = "Scan files with a vigil database (clamscan-style), or ask the scan service (--daemon, clamdscan-style); manage the quarantine",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(flatten)]
+    scan: cli::Args,
+    #[command(subcommand)]
+    command: Option<quarantine::Command>,
+}
+
 fn main() -> ExitCode {
-    match cli::run(cli::Args::parse()) {
+    let parsed = Cli::parse();
+    let result = match parsed.command {
+        Some(cmd) => quarantine::run(cmd),
+        None => cli::run(parsed.scan),
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("ERROR: {e:#}");
