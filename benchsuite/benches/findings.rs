@@ -4,7 +4,11 @@
 //! Prints one markdown table on stdout, built from a list of rows so other measurements
 //! (Security Hub through moto, quarantine throughput) are added as rows.
 //!
-//! `cargo bench --workspace --bench findings`. Knobs: VIGIL_BENCH_APPENDS (500 single appends,
+//! Then the quarantine store's throughput ([`quarantine`]) and findings/s to moto's Security
+//! Hub and EventBridge ([`aws`]; SKIP without moto).
+//!
+//! `cargo bench --workspace --bench findings [-- NAME…]` (only the rows whose name contains a
+//! NAME; the local rows always run). Knobs: VIGIL_BENCH_FINDINGS (2000 per AWS row), VIGIL_BENCH_APPENDS (500 single appends,
 //! and as many findings in batches of 100), VIGIL_BENCH_WEBHOOK (2000 findings).
 
 use std::path::Path;
@@ -19,6 +23,11 @@ use vigil_findings::{webhook, FileFacts, Finding, Resource, Severity};
 use vigil_outputs::config::{Event, OutputKind, WebhookConfig};
 use vigil_outputs::sinks::webhook::WebhookSink;
 use vigil_outputs::{Deliverer, Outbox, OutboxLimits, OutputConfig, Sink};
+
+#[path = "findings/aws.rs"]
+mod aws;
+#[path = "findings/quarantine.rs"]
+mod quarantine;
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -198,6 +207,20 @@ fn main() {
         value: format!("{rate:.0} /s"),
         notes: format!("{ok} POSTs, all signatures verified by the receiver"),
     });
+
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let quarantine =
+        if filters.is_empty() || filters.iter().any(|f| "quarantine".contains(f.as_str())) {
+            quarantine::rows(tmp.path())
+        } else {
+            Vec::new()
+        };
+    for (what, value, notes) in quarantine.into_iter().chain(aws::rows(&filters)) {
+        rows.push(Row { what, value, notes });
+    }
 
     println!("| measurement | value | notes |");
     println!("|---|---|---|");

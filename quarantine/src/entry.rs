@@ -118,7 +118,8 @@ impl Keystream {
 
     /// XORs the next `buf.len()` keystream bytes into `buf` (the same call encodes and decodes).
     pub(crate) fn apply(&mut self, buf: &mut [u8]) {
-        for b in buf {
+        let mut rest = buf;
+        while !rest.is_empty() {
             if self.used == 32 {
                 let mut h = self.keyed.clone();
                 h.update(self.counter.to_le_bytes());
@@ -126,8 +127,13 @@ impl Keystream {
                 self.counter = self.counter.wrapping_add(1);
                 self.used = 0;
             }
-            *b ^= self.block[self.used];
-            self.used += 1;
+            let n = (32 - self.used).min(rest.len());
+            let (now, later) = rest.split_at_mut(n);
+            for (b, k) in now.iter_mut().zip(&self.block[self.used..]) {
+                *b ^= k;
+            }
+            self.used += n;
+            rest = later;
         }
     }
 }

@@ -279,8 +279,8 @@ impl Store {
             .map_err(|e| QuarantineError::io("fsync", &self.dir, e))
     }
 
-    /// The readable entries, oldest first. Damaged entry files are skipped with a warning
-    /// naming each; [`Store::scan`] returns them.
+    /// The readable entries, oldest first (by the second; then by id). Damaged entry files are
+    /// skipped with a warning naming each; [`Store::scan`] returns them.
     pub fn list(&self) -> Result<Vec<Entry>, QuarantineError> {
         let listing = self.scan()?;
         for d in &listing.damaged {

@@ -3,10 +3,12 @@
 //! servers they start: an S3-compatible store (s3s-fs with SigV4 credentials) on 127.0.0.1, and
 //! a fault-injecting HTTP mirror (`fault`) for the updater's attack tests, and hostile local
 //! users (`hostile`) for the scanner's; databases built from rule directories (`rules`); and the import of third-party YARA rule sets
-//! (`thirdparty`) that tests and benches over public rule sets share.
+//! (`thirdparty`) that tests and benches over public rule sets share; and moto's server
+//! (`moto`), the AWS-compatible endpoint of the findings outputs' tests.
 
 pub mod fault;
 pub mod hostile;
+pub mod moto;
 pub mod postgres;
 pub mod rules;
 pub mod s3;

@@ -54,10 +54,17 @@ fn list_restore_delete_purge() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(listed.len(), 3);
-    assert_eq!(
-        listed[0]["original_path"],
-        files.join("a.php").to_str().unwrap()
-    );
+    // The same second orders by id: compare the set of paths.
+    let mut paths: Vec<&str> = listed
+        .iter()
+        .map(|v| v["original_path"].as_str().unwrap())
+        .collect();
+    paths.sort_unstable();
+    let want: Vec<String> = ["a.php", "b.php", "c.php"]
+        .iter()
+        .map(|n| files.join(n).to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(paths, want);
     assert_eq!(listed[0]["threat"], "Php.Webshell.Test");
 
     // Restore puts the file back; a second restore has nothing to restore.
