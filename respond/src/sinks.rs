@@ -1,39 +1,15 @@
-//! The sinks of the configured outputs and the deliverer over them. A stand-in for
-//! `vigil_outputs::sinks::build` (written when the outputs branches merge): a match over each
-//! output's type calling that type's constructor.
+//! The deliverer of a responder's outbox over the configured outputs (their sinks from
+//! `vigil_outputs::sinks::build`, with the host's region and account as the AWS outputs'
+//! defaults), and the outbox alone for the agent's `outbox` commands.
 
 use std::sync::Arc;
 
 use vigil_outputs::deliver::Deliverer;
 use vigil_outputs::outbox::Outbox;
-use vigil_outputs::sinks::{jsonl::JsonlSink, slack::SlackSink, webhook::WebhookSink};
-use vigil_outputs::{OutputConfig, OutputError, OutputKind, Sink, SinkContext};
+use vigil_outputs::{OutputConfig, SinkContext};
 
 use crate::error::RespondError;
 use crate::respond::Responder;
-
-/// A sink for each output.
-pub async fn build_sinks(
-    outputs: &[OutputConfig],
-    _ctx: &SinkContext,
-) -> Result<Vec<(OutputConfig, Arc<dyn Sink>)>, OutputError> {
-    let mut out: Vec<(OutputConfig, Arc<dyn Sink>)> = Vec::new();
-    for o in outputs {
-        let sink: Arc<dyn Sink> = match &o.kind {
-            OutputKind::Jsonl(c) => Arc::new(JsonlSink::new(c)?),
-            OutputKind::Webhook(c) => Arc::new(WebhookSink::new(&o.name, c)?),
-            OutputKind::Slack(c) => Arc::new(SlackSink::new(&o.name, c)?),
-            OutputKind::SecurityHub(_) | OutputKind::EventBridge(_) | OutputKind::Sns(_) => {
-                return Err(OutputError::Setup {
-                    name: o.name.clone(),
-                    message: "this build has no AWS outputs yet".into(),
-                })
-            }
-        };
-        out.push((o.clone(), sink));
-    }
-    Ok(out)
-}
 
 /// The deliverer of `responder`'s outbox over `outputs` (None without an outbox), wired so
 /// every append wakes it.
@@ -49,7 +25,7 @@ pub async fn deliverer(
         region: r.region.clone(),
         account_id: r.account_id.clone(),
     };
-    let sinks = build_sinks(outputs, &ctx).await?;
+    let sinks = vigil_outputs::sinks::build(outputs, &ctx).await?;
     let d = Arc::new(Deliverer::new(outbox.clone(), sinks));
     let weak = Arc::downgrade(&d);
     responder.on_append(Arc::new(move || {

@@ -116,7 +116,7 @@ pub fn run(config: &Path, cmd: &OutboxCmd) -> u8 {
                 account_id: host.account_id,
             };
             let statuses = rt.block_on(async {
-                let sinks = vigil_respond::sinks::build_sinks(&rc.outputs, &ctx).await?;
+                let sinks = vigil_outputs::sinks::build(&rc.outputs, &ctx).await?;
                 let d = Deliverer::new(outbox.clone(), sinks);
                 Ok::<_, vigil_outputs::OutputError>(d.flush(Duration::from_secs(*timeout)).await)
             });
