@@ -7,7 +7,9 @@
 # version 2 (with a delta from version 1) as a staged rollout (canary first), have the agent take
 # the delta and hot-swap its engine while another host is held back, advance the rollout on the
 # fleet's check-ins to 100%, detect the new sample through vigil-scan --daemon, run the scheduled
-# scan, print the fleet, copy the repository to an offline mirror, and stop everything.
+# scan, whose findings reach a webhook receiver (signed, verified there) through the durable
+# outbox, quarantine the new sample and restore it, print the fleet, copy the repository to an
+# offline mirror, and stop everything.
 # Everything lands in target/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,7 @@ server=$build_dir/release/vigil-server
 scan=$build_dir/release/vigil-scan
 update=$build_dir/release/vigil-update
 agent=$build_dir/release/vigil-agent
+receiver=$build_dir/release/vigil-webhook-receiver
 work=target/demo
 rm -rf "$work"
 mkdir -p "$work"
@@ -102,9 +105,22 @@ until port_free "$port"; do port=$((20000 + RANDOM % 20000)); done
   --state-dir "$work/server-state" --admin-tokens "$work/admin-tokens" > "$work/server.log" 2>&1 &
 server_pid=$!
 agent_pid=
-trap 'kill "$server_pid" $agent_pid 2>/dev/null || true' EXIT
+hook_pid=
+trap 'kill "$server_pid" $agent_pid $hook_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do port_free "$port" || break; sleep 0.1; done
 url="http://127.0.0.1:$port/"
+
+echo "== a webhook receiver for findings (it checks every delivery's Standard Webhooks signature)"
+# The shared secret: generated here, read from a file by the agent (never inline in a config).
+printf 'whsec_%s\n' "$(head -c 24 /dev/urandom | base64)" > "$work/webhook.secret"
+chmod 600 "$work/webhook.secret"
+hook_port=$((20000 + RANDOM % 20000))
+until port_free "$hook_port" && [ "$hook_port" != "$port" ]; do hook_port=$((20000 + RANDOM % 20000)); done
+"$receiver" --listen "127.0.0.1:$hook_port" --secret-file "$work/webhook.secret" \
+  --log "$work/webhook-received.jsonl" > "$work/webhook.log" 2>&1 &
+hook_pid=$!
+for _ in $(seq 100); do grep -qs listening "$work/webhook.log" && break; sleep 0.1; done
+grep listening "$work/webhook.log"
 
 echo "== vigil-update: install version 1 on this 'instance' (config: $work/client/vigil.toml)"
 mkdir -p "$work/client" "$work/samples"
@@ -125,7 +141,26 @@ scan_threads = 2
 name = "nightly"
 cron = "0 3 * * *"
 paths = ["$here/$work/samples"]
-output = "findings.jsonl"
+# The run log: each run's summary and unreadable files. Findings go to [[outputs]].
+output = "scans.jsonl"
+# Findings: this host's identity (off EC2, so no instance metadata lookup), and where they go.
+[findings]
+hostname = "demo-canary"
+imds = false
+[[outputs]]
+type = "webhook"
+name = "soc"
+url = "http://127.0.0.1:$hook_port/vigil"
+secret_file = "$here/$work/webhook.secret"
+[[outputs]]
+type = "jsonl"
+path = "findings.jsonl"
+# Quarantine: where vigil-scan --quarantine may move files (never the protected system paths),
+# and at most 5 per scan before one CRITICAL mass-detection finding instead.
+[quarantine]
+dir = "$here/$work/client/quarantine"
+paths = ["$here/$work/samples"]
+max_per_scan = 5
 EOF
 "$update" --config "$work/client/vigil.toml"
 cmp "$work/vigil-1.vdb" "$work/client/db/vigil.vdb"
@@ -227,10 +262,31 @@ cmp "$work/vigil-2.vdb" "$work/web-2/db/vigil.vdb"
 echo "== vigil-scan --daemon with the hot-swapped version 2: the new rule finds the dropper"
 expect_rc 1 "$scan" --daemon --socket "$sock" --json --no-summary "$work/samples/dropper.sh"
 
-echo "== run the scheduled scan now (SIGUSR2); findings go to $work/client/findings.jsonl"
+echo "== run the scheduled scan now (SIGUSR2): findings go through the outbox to the webhook"
 kill -USR2 "$agent_pid"
-for _ in $(seq 300); do grep -qs '"summary"' "$work/client/findings.jsonl" && break; sleep 0.1; done
-grep '"summary"' "$work/client/findings.jsonl"
+for _ in $(seq 300); do grep -qs '"summary"' "$work/client/scans.jsonl" && break; sleep 0.1; done
+grep '"summary"' "$work/client/scans.jsonl"
+for _ in $(seq 300); do grep -qs 'eicar.com' "$work/webhook.log" && break; sleep 0.1; done
+echo "-- what the receiver verified (webhook-id, event, severity, signature, file, host, action):"
+grep '^verified' "$work/webhook.log" || { cat "$work/webhook.log" "$work/client/agent.log" >&2; exit 1; }
+grep -q 'eicar.com' "$work/webhook.log" || { echo "the scheduled scan's EICAR finding did not arrive" >&2; exit 1; }
+if grep -q '^REJECTED' "$work/webhook.log"; then echo "a delivery failed verification" >&2; exit 1; fi
+"$agent" --config "$work/client/vigil.toml" outbox status
+
+echo "== quarantine the new sample (vigil-scan --config --quarantine), then restore it"
+cp -p "$work/samples/dropper.sh" "$work/dropper.orig"
+chmod 0640 "$work/samples/dropper.sh" "$work/dropper.orig"
+touch -d '2026-01-02 03:04:05' "$work/samples/dropper.sh" "$work/dropper.orig"
+expect_rc 1 "$scan" --config "$work/client/vigil.toml" --quarantine --no-summary "$work/samples/dropper.sh"
+[ ! -e "$work/samples/dropper.sh" ] || { echo "dropper.sh was not quarantined" >&2; exit 1; }
+qdir="$work/client/quarantine"
+"$scan" quarantine list --dir "$qdir"
+qid=$("$scan" quarantine list --json --dir "$qdir" | sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' | head -1)
+"$scan" quarantine restore "$qid" --dir "$qdir"
+cmp "$work/samples/dropper.sh" "$work/dropper.orig"
+[ "$(stat -c '%a %u %Y' "$work/samples/dropper.sh")" = "$(stat -c '%a %u %Y' "$work/dropper.orig")" ] \
+  || { echo "restore did not keep mode, owner and mtime" >&2; exit 1; }
+echo "-- restored: same bytes, mode $(stat -c %a "$work/samples/dropper.sh"), owner and mtime"
 
 echo "== the fleet: releases and stages, versions and shares, stale hosts, failures"
 "${status[@]}"
@@ -245,6 +301,8 @@ kill -TERM "$agent_pid"
 wait "$agent_pid"
 kill -TERM "$server_pid"
 wait "$server_pid"
+kill -TERM "$hook_pid"
+wait "$hook_pid" 2>/dev/null || true
 trap - EXIT
 line=$(grep "database updated" "$work/client/agent.log" | tail -1)
 delta=$(printf '%s' "$line" | sed 's/.*target_bytes=\([0-9]*\).*/\1/')

@@ -52,7 +52,7 @@ pub struct Entry {
 }
 
 /// The header of an entry file: magic, key and metadata.
-pub(crate) fn encode_header(key: &[u8; 32], entry: &Entry) -> Result<Vec<u8>, serde_json::Error> {
+pub fn encode_header(key: &[u8; 32], entry: &Entry) -> Result<Vec<u8>, serde_json::Error> {
     let meta = serde_json::to_vec(entry)?;
     let mut out = Vec::with_capacity(PREFIX_LEN + meta.len());
     out.extend_from_slice(MAGIC);
@@ -63,11 +63,10 @@ pub(crate) fn encode_header(key: &[u8; 32], entry: &Entry) -> Result<Vec<u8>, se
     Ok(out)
 }
 
-/// Reads the header from `r` (positioned at 0), leaving it at the start of the content.
-pub(crate) fn decode_header(
-    r: &mut impl Read,
-    path: &Path,
-) -> Result<(Entry, [u8; 32]), QuarantineError> {
+/// Reads the header from `r` (positioned at 0), leaving it at the start of the content. Any
+/// bytes give an entry or a `Corrupt` error naming `path`, never a panic (a fuzz target
+/// checks it).
+pub fn decode_header(r: &mut impl Read, path: &Path) -> Result<(Entry, [u8; 32]), QuarantineError> {
     let corrupt = |message: String| QuarantineError::Corrupt {
         path: path.to_path_buf(),
         message,

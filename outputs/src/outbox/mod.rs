@@ -31,6 +31,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use vigil_findings::Finding;
 
+pub use segment::{decode as decode_line, encode as encode_line};
 pub use state::OutputStatus;
 
 use crate::config::{Event, OutputConfig};

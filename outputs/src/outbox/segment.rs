@@ -49,8 +49,9 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OutputError> {
     Ok(out)
 }
 
-/// One line for `record`, newline included.
-pub(crate) fn encode(record: &Record) -> Vec<u8> {
+/// One line for `record`, newline included. Public, with [`decode`], for the fuzz target over
+/// damaged outbox files.
+pub fn encode(record: &Record) -> Vec<u8> {
     // A Record is plain data with string keys: serialising it cannot fail.
     let json = serde_json::to_vec(record).unwrap_or_default();
     let mut line = Vec::with_capacity(json.len() + 18);
@@ -65,8 +66,9 @@ fn checksum(json: &[u8]) -> String {
     hex::encode(&Sha256::digest(json)[..8])
 }
 
-/// The record a line holds, if it is whole and intact (`line` without its newline).
-fn decode(line: &[u8]) -> Option<Record> {
+/// The record a line holds, if it is whole and intact (`line` without its newline). Any bytes
+/// (a torn write, a disk error, a foreign file) give `None` or a record, never a panic.
+pub fn decode(line: &[u8]) -> Option<Record> {
     let (sum, json) = (line.get(..16)?, line.get(17..)?);
     if line.get(16) != Some(&b' ') || sum != checksum(json).as_bytes() {
         return None;
