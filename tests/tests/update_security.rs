@@ -191,12 +191,14 @@ fn rollback_to_older_metadata_is_refused() {
 #[test]
 fn freeze_with_an_expired_timestamp_is_refused() {
     let (repo, v1, client, _server) = with_v1();
+    // Long enough that the publish's own reload of what it wrote still finds the timestamp
+    // current on a loaded machine (a 1 s expiry failed there), short enough to wait out.
     let short = Expiry {
-        timestamp: jiff::SignedDuration::from_secs(1),
+        timestamp: jiff::SignedDuration::from_secs(5),
         ..Expiry::default()
     };
     repo.publish_with(&repo.db(2), short).unwrap();
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(6100));
     let r = client.update();
     assert_eq!(r.code, VERIFY, "{}", r.stderr);
     assert!(r.stderr.contains("xpired"), "{}", r.stderr);
