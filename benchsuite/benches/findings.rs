@@ -180,6 +180,8 @@ fn main() {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
         .join("bench-findings");
     let _ = std::fs::create_dir_all(&scratch);
+    // Without `..`: the quarantine store refuses paths that hold one.
+    let scratch = std::fs::canonicalize(&scratch).unwrap_or(scratch);
     let tmp = tempfile::tempdir_in(&scratch)
         .or_else(|_| tempfile::tempdir())
         .expect("a scratch directory");
