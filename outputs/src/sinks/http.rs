@@ -99,9 +99,19 @@ pub(crate) fn classify(status: StatusCode, after: Option<Duration>, detail: &str
     }
 }
 
-/// A network failure (connect, timeout, reset): retried.
+/// A network failure (connect, timeout, reset): retried. The message never carries the URL:
+/// reqwest's own Display names it, and a Slack incoming-webhook URL is a credential that must
+/// not reach logs or the outbox's status files.
 pub(crate) fn network(e: &reqwest::Error) -> SendError {
-    let mut reason = e.to_string();
+    let mut reason = String::from(if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "reading the response failed"
+    } else {
+        "the request failed"
+    });
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         reason.push_str(": ");

@@ -338,3 +338,38 @@ async fn slack_gets_the_retry_after_retry_after() {
         assert!(fields.contains(w), "{w} in {fields}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_slack_delivery_never_names_its_secret_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port nothing listens on: the connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url_file = tmp.path().join("slack.url");
+    std::fs::write(
+        &url_file,
+        format!("http://127.0.0.1:{port}/services/T0/B0/SeCrEtToKeN\n"),
+    )
+    .unwrap();
+    let cfg = SlackConfig {
+        url_file: Some(url_file),
+        url_env: None,
+        timeout_secs: 2,
+    };
+    let sink = SlackSink::new("slack", &cfg).unwrap();
+    let rec = crate::Record {
+        seq: 1,
+        event: Event::New,
+        queued_at: 0,
+        finding: finding(1, Severity::High),
+    };
+    let err = sink.send(&[rec]).await.unwrap_err().to_string();
+    assert!(err.contains("could not connect"), "{err}");
+    assert!(
+        !err.contains("SeCrEtToKeN") && !err.contains("/services/"),
+        "{err}"
+    );
+}
