@@ -32,6 +32,24 @@ fn the_shipped_example_parses() {
     assert_eq!(s.agent.socket_mode, 0o660);
     assert_eq!(s.agent.socket_group.as_deref(), Some("vigil"));
     assert_eq!(s.agent.scheduled[0].name, "nightly");
+    // The response sections: outputs, severities and quarantine as documented there.
+    let u = &s.updater;
+    let r = vigil_respond::ResponseConfig::parse(
+        &u.findings,
+        &u.outputs,
+        &u.actions,
+        &u.quarantine,
+        Path::new("/etc/vigil/vigil.toml"),
+        &u.database_dir,
+    )
+    .unwrap();
+    assert_eq!(r.outputs.len(), 1);
+    assert_eq!(r.outputs[0].name, "jsonl");
+    assert_eq!(r.severity.of("Unix.Trojan.Mirai-1").label(), "HIGH");
+    assert_eq!(r.severity.of("PUA.Win.Tool").label(), "LOW");
+    assert_eq!(r.severity.of("Win.Test.EICAR_HDB-1").label(), "MEDIUM");
+    assert!(!r.quarantine.enabled);
+    assert_eq!(r.quarantine.max_per_scan, 20);
 }
 
 #[test]
