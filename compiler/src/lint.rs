@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use vigil_format::sigs::{parse_hash_line, parse_ndb_line, SigError};
+use vigil_format::sigs::{parse_hash_line, parse_ndb_line, HashKind, SigError};
 
 use crate::diag::{Diagnostic, Severity};
 use crate::sources::{HashFileKind, RuleFile, RuleKind};
@@ -13,7 +13,8 @@ use crate::yara;
 pub struct LintResult {
     pub diagnostics: Vec<Diagnostic>,
     pub yara_rules: Vec<String>,
-    /// Canonical lines per ClamAV file kind, files in path order, lines in file order.
+    /// Canonical lines: `ndb`, and hash lines by the database section they go to
+    /// ([`HashFileKind::section_for`]); files in path order, lines in file order.
     pub ndb: Vec<String>,
     pub hashes: BTreeMap<HashFileKind, Vec<String>>,
 }
@@ -86,15 +87,16 @@ pub fn lint_with(files: &[RuleFile], opts: &LintOptions) -> LintResult {
             };
             let parsed = match f.kind {
                 RuleKind::Ndb => {
-                    parse_ndb_line(raw).map(|s| (s.name.clone(), s.to_string(), false))
+                    parse_ndb_line(raw).map(|s| (s.name.clone(), s.to_string(), false, false))
                 }
                 RuleKind::Hash(h) => parse_hash_line(raw, h.file()).map(|s| {
                     let wildcard_size = s.size.is_none() && s.min_flevel.is_none();
-                    (s.name.clone(), s.to_string(), wildcard_size)
+                    let md5 = s.kind == HashKind::Md5;
+                    (s.name.clone(), s.to_string(), wildcard_size, md5)
                 }),
                 RuleKind::Yara => continue,
             };
-            let (name, canonical, wildcard_size) = match parsed {
+            let (name, canonical, wildcard_size, md5) = match parsed {
                 Ok(p) => p,
                 Err(e) => {
                     diags.push(diag(e, Severity::Error));
@@ -139,7 +141,11 @@ pub fn lint_with(files: &[RuleFile], opts: &LintOptions) -> LintResult {
             }
             match f.kind {
                 RuleKind::Ndb => out.ndb.push(canonical),
-                RuleKind::Hash(h) => out.hashes.entry(h).or_default().push(canonical),
+                RuleKind::Hash(h) => out
+                    .hashes
+                    .entry(h.section_for(md5))
+                    .or_default()
+                    .push(canonical),
                 RuleKind::Yara => {}
             }
         }
@@ -190,5 +196,53 @@ mod tests {
         );
         assert!(lenient.passes(false));
         assert_eq!(lenient.yara_rules, ["Slow"]);
+    }
+
+    /// Mixed digests load from any hash file, as clamscan loads them, and land in the section
+    /// for their digest, so engines that held `hdb` to MD5 and `hsb` to SHA still load the
+    /// database.
+    #[test]
+    fn hash_lines_go_to_the_section_of_their_digest() {
+        let file = |name: &str, kind, text: &str| RuleFile {
+            rel_path: name.into(),
+            display_path: name.into(),
+            kind: RuleKind::Hash(kind),
+            text: Ok(text.into()),
+        };
+        let files = [
+            file(
+                "a.hdb",
+                HashFileKind::Hdb,
+                "44d88612fea8a8f36de82e1278abb02f:68:A.Md5-1\n\
+                 275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f:68:A.Sha256-1\n",
+            ),
+            file(
+                "b.hsb",
+                HashFileKind::Hsb,
+                "3395856ce81f2b7382dee72602f798b642f14140:68:B.Sha1-1\n\
+                 44d88612fea8a8f36de82e1278abb02f:68:B.Md5-1\n",
+            ),
+            file(
+                "c.fp",
+                HashFileKind::Fp,
+                "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f:68:C.Allow-1\n",
+            ),
+        ];
+        let r = lint(&files);
+        assert!(r.passes(true), "{:?}", r.diagnostics);
+        let names = |k| -> Vec<String> {
+            r.hashes
+                .get(&k)
+                .map(|v| {
+                    v.iter()
+                        .map(|l| l.rsplit(':').next().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(names(HashFileKind::Hdb), ["A.Md5-1", "B.Md5-1"]);
+        assert_eq!(names(HashFileKind::Hsb), ["A.Sha256-1", "B.Sha1-1"]);
+        assert_eq!(names(HashFileKind::Sfp), ["C.Allow-1"]);
+        assert!(names(HashFileKind::Fp).is_empty());
     }
 }

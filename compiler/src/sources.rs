@@ -33,6 +33,19 @@ impl HashFileKind {
             HashFileKind::Sfp => HashFile::Sfp,
         }
     }
+
+    /// The database section a line of this file goes to: MD5 lines to `hdb`/`fp`, SHA-1 and
+    /// SHA-256 lines to `hsb`/`sfp`, whichever file they were written in. Sources may mix
+    /// digests as clamscan allows; the database keeps each section to the digests engines
+    /// before this rule accepted there, so those engines still load it.
+    pub fn section_for(self, md5: bool) -> HashFileKind {
+        match (self, md5) {
+            (HashFileKind::Hdb | HashFileKind::Hsb, true) => HashFileKind::Hdb,
+            (HashFileKind::Hdb | HashFileKind::Hsb, false) => HashFileKind::Hsb,
+            (HashFileKind::Fp | HashFileKind::Sfp, true) => HashFileKind::Fp,
+            (HashFileKind::Fp | HashFileKind::Sfp, false) => HashFileKind::Sfp,
+        }
+    }
 }
 
 impl RuleKind {

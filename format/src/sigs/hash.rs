@@ -1,5 +1,8 @@
-//! Hash signatures: `.hdb` and `.fp` (MD5), `.hsb` and `.sfp` (SHA-1 or SHA-256), all
-//! `HashString:FileSize:Name[:MinFL[:MaxFL]]`, with `*` for "any size".
+//! Hash signatures: `.hdb` and `.hsb` (detections), `.fp` and `.sfp` (allowlist), all
+//! `HashString:FileSize:Name[:MinFL[:MaxFL]]`, with `*` for "any size". The digest is MD5,
+//! SHA-1 or SHA-256, told apart by its length, in any of the four files: clamscan loads all
+//! three from each (checked with ClamAV 1.x), even though its documentation names `.hdb` and
+//! `.fp` for MD5 and `.hsb` and `.sfp` for SHA.
 
 use std::fmt;
 
@@ -31,29 +34,13 @@ impl HashKind {
     }
 }
 
-/// Which file a hash line came from: decides which digests are allowed.
+/// Which file a hash line came from: detection or allowlist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HashFile {
     Hdb,
     Hsb,
     Fp,
     Sfp,
-}
-
-impl HashFile {
-    fn allows(self, kind: HashKind) -> bool {
-        match self {
-            HashFile::Hdb | HashFile::Fp => kind == HashKind::Md5,
-            HashFile::Hsb | HashFile::Sfp => kind != HashKind::Md5,
-        }
-    }
-
-    fn expected(self) -> &'static str {
-        match self {
-            HashFile::Hdb | HashFile::Fp => "an MD5 (32 hex digits)",
-            HashFile::Hsb | HashFile::Sfp => "a SHA-1 (40 hex digits) or SHA-256 (64 hex digits)",
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,7 +72,9 @@ impl fmt::Display for HashSig {
     }
 }
 
-pub fn parse_hash_line(line: &str, file: HashFile) -> Result<HashSig, SigError> {
+/// Parses one line of a hash file. Every digest is accepted from every file kind, as clamscan
+/// accepts it; `_file` stays so callers say where the line came from.
+pub fn parse_hash_line(line: &str, _file: HashFile) -> Result<HashSig, SigError> {
     let f = fields(line);
     if !(3..=5).contains(&f.len()) {
         return Err(SigError::new(
@@ -105,19 +94,16 @@ pub fn parse_hash_line(line: &str, file: HashFile) -> Result<HashSig, SigError> 
             format!("hash has non-hex character {c:?}"),
         ));
     }
-    let kind = HashKind::from_hex_len(htext.len())
-        .filter(|k| file.allows(*k))
-        .ok_or_else(|| {
-            SigError::new(
-                "hash/length",
-                hcol,
-                format!(
-                    "hash has {} hex digits, expected {}",
-                    htext.len(),
-                    file.expected()
-                ),
-            )
-        })?;
+    let kind = HashKind::from_hex_len(htext.len()).ok_or_else(|| {
+        SigError::new(
+            "hash/length",
+            hcol,
+            format!(
+                "hash has {} hex digits, expected an MD5 (32), SHA-1 (40) or SHA-256 (64)",
+                htext.len()
+            ),
+        )
+    })?;
     let digest =
         hex::decode(htext).map_err(|_| SigError::new("hash/hex", hcol, "hash is not valid hex"))?;
     let (scol, stext) = f[1];
@@ -175,11 +161,31 @@ mod tests {
         assert_eq!(s.size, Some(68));
     }
 
+    /// clamscan loads MD5, SHA-1 and SHA-256 from `.hdb`, `.hsb`, `.fp` and `.sfp` alike.
+    #[test]
+    fn every_digest_loads_from_every_hash_file() {
+        let lines = [
+            ("44d88612fea8a8f36de82e1278abb02f", HashKind::Md5),
+            ("3395856ce81f2b7382dee72602f798b642f14140", HashKind::Sha1),
+            (
+                "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
+                HashKind::Sha256,
+            ),
+        ];
+        for file in [HashFile::Hdb, HashFile::Hsb, HashFile::Fp, HashFile::Sfp] {
+            for (digest, kind) in lines {
+                let s = parse_hash_line(&format!("{digest}:68:Eicar-{}", kind.name()), file)
+                    .expect("clamscan loads it");
+                assert_eq!(s.kind, kind, "{file:?}");
+            }
+        }
+    }
+
     #[test]
     fn errors_have_codes_and_columns() {
-        let e =
-            parse_hash_line("44d88612fea8a8f36de82e1278abb02f:68:X", HashFile::Hsb).unwrap_err();
+        let e = parse_hash_line("44d88612fea8a8f36de82e1278abb0:68:X", HashFile::Hsb).unwrap_err();
         assert_eq!((e.code, e.column), ("hash/length", 1));
+        assert!(e.message.contains("30 hex digits"), "{}", e.message);
         let e =
             parse_hash_line("44d88612fea8a8f36de82e1278abb0zf:68:X", HashFile::Hdb).unwrap_err();
         assert_eq!((e.code, e.column), ("hash/hex", 31));
