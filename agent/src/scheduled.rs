@@ -247,28 +247,11 @@ pub(crate) fn respond(
         session.clean(path);
         return;
     }
-    let hits: Vec<Hit<'_>> = r
-        .findings
-        .iter()
-        .map(|f| Hit {
-            signature: &f.signature,
-            kind: kind_name(f.kind),
-            severity: f.severity.as_deref(),
-            description: f.description.as_deref(),
-        })
-        .collect();
+    let hits = Hit::all(&r.findings);
     let facts = FileFacts {
         sha256: r.sha256.as_deref().unwrap_or_default(),
         size: r.size,
         allowlisted: r.allowlisted.is_some(),
     };
     session.file(path, facts, &hits);
-}
-
-pub(crate) fn kind_name(k: vigil_scan_core::SigKind) -> &'static str {
-    match k {
-        vigil_scan_core::SigKind::Hash => "hash",
-        vigil_scan_core::SigKind::Body => "body",
-        vigil_scan_core::SigKind::Yara => "yara",
-    }
 }

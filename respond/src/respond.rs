@@ -48,6 +48,21 @@ pub struct Hit<'a> {
     pub description: Option<&'a str>,
 }
 
+impl<'a> Hit<'a> {
+    /// The hits of a scan's findings, as the agent and vigil-scan report them.
+    pub fn all(findings: &'a [vigil_scan_core::Finding]) -> Vec<Hit<'a>> {
+        findings
+            .iter()
+            .map(|f| Hit {
+                signature: &f.signature,
+                kind: f.kind.as_str(),
+                severity: f.severity.as_deref(),
+                description: f.description.as_deref(),
+            })
+            .collect()
+    }
+}
+
 /// What was done to a file with findings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Disposition {

@@ -12,6 +12,17 @@ pub enum SigKind {
     Yara,
 }
 
+impl SigKind {
+    /// The name findings carry: `hash`, `body` or `yara` (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigKind::Hash => "hash",
+            SigKind::Body => "body",
+            SigKind::Yara => "yara",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub signature: String,

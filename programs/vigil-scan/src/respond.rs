@@ -120,16 +120,7 @@ pub fn file(session: &ScanSession<'_>, path: &Path, r: &FileResult) -> Option<St
             None
         }
         Status::Found => {
-            let hits: Vec<Hit<'_>> = r
-                .findings
-                .iter()
-                .map(|f| Hit {
-                    signature: &f.signature,
-                    kind: kind_name(f.kind),
-                    severity: f.severity.as_deref(),
-                    description: f.description.as_deref(),
-                })
-                .collect();
+            let hits = Hit::all(&r.findings);
             let facts = FileFacts {
                 sha256: r.sha256.as_deref().unwrap_or_default(),
                 size: r.size,
@@ -145,14 +136,6 @@ pub fn file(session: &ScanSession<'_>, path: &Path, r: &FileResult) -> Option<St
             }
         }
         Status::Error | Status::Skipped => None,
-    }
-}
-
-fn kind_name(k: vigil_scan_core::SigKind) -> &'static str {
-    match k {
-        vigil_scan_core::SigKind::Hash => "hash",
-        vigil_scan_core::SigKind::Body => "body",
-        vigil_scan_core::SigKind::Yara => "yara",
     }
 }
 
