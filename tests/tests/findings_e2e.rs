@@ -712,11 +712,8 @@ fn the_isolation_hook_calls_the_aws_cli_with_the_instance_and_group() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(finding.as_bytes())
-            .unwrap();
+        // The script may exit before reading (a bad group): a broken pipe is its right.
+        let _ = c.stdin.take().unwrap().write_all(finding.as_bytes());
         let o = c.wait_with_output().unwrap();
         (
             o.status.code().unwrap_or(-1),
