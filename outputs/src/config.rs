@@ -35,6 +35,11 @@ impl Event {
             Self::Resolved => "resolved",
         }
     }
+
+    /// The event named `s` (`new`, `updated`, `resolved`), as configs write them.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -302,12 +307,9 @@ pub fn parse_outputs(
             Some(list) => list
                 .iter()
                 .map(|e| {
-                    Event::ALL
-                        .into_iter()
-                        .find(|x| x.as_str() == e)
-                        .ok_or_else(|| {
-                            bad(format!("events: {e:?} is not new, updated or resolved"))
-                        })
+                    Event::parse(e).ok_or_else(|| {
+                        bad(format!("events: {e:?} is not new, updated or resolved"))
+                    })
                 })
                 .collect::<Result<BTreeSet<_>, _>>()?,
             None => kind.default_events(),

@@ -224,14 +224,11 @@ impl ResponseConfig {
                 Some(list) => list
                     .iter()
                     .map(|e| {
-                        Event::ALL
-                            .into_iter()
-                            .find(|x| x.as_str() == e)
-                            .ok_or_else(|| {
-                                err(format!(
-                                    "{at}: events: {e:?} is not new, updated or resolved"
-                                ))
-                            })
+                        Event::parse(e).ok_or_else(|| {
+                            err(format!(
+                                "{at}: events: {e:?} is not new, updated or resolved"
+                            ))
+                        })
                     })
                     .collect::<Result<_, _>>()?,
             };

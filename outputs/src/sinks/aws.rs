@@ -13,7 +13,7 @@ use aws_sdk_securityhub::config::http::HttpResponse;
 use aws_sdk_securityhub::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::OutputError;
-use crate::sink::{SendError, SinkContext};
+use crate::sink::{EntryResult, SendError, SinkContext};
 
 /// How long one call may take before it counts as failed (and is retried after back-off): a
 /// hung endpoint must not stall every other output's deliveries.
@@ -117,6 +117,15 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// A batch's results in order: a record no call got to (a later call of a split batch failed
+/// first) is retried.
+pub fn settle(results: Vec<Option<EntryResult>>) -> Vec<EntryResult> {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| EntryResult::Retry("not sent".into())))
+        .collect()
 }
 
 #[cfg(test)]

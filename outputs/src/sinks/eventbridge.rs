@@ -161,9 +161,6 @@ impl Sink for EventBridgeSink {
             }
         }
         tracing::debug!(output = %self.name, events = batch.len(), "PutEvents");
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| EntryResult::Retry("not sent".into())))
-            .collect())
+        Ok(aws::settle(results))
     }
 }

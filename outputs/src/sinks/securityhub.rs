@@ -174,10 +174,7 @@ impl SecurityHubSink {
                 }
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| EntryResult::Retry("not sent".into())))
-            .collect())
+        Ok(aws::settle(results))
     }
 }
 

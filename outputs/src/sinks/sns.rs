@@ -215,10 +215,7 @@ impl Sink for SnsSink {
             }
         }
         tracing::debug!(output = %self.name, messages = batch.len(), "PublishBatch");
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| EntryResult::Retry("not sent".into())))
-            .collect())
+        Ok(aws::settle(results))
     }
 }
 
