@@ -235,7 +235,9 @@ web2_held
 fleet=(--fleet "$url" --admin-token-file "$work/admin.token")
 status=("$bin" rollout status --url "$url" --root "$work/tuf/root.json" "${fleet[@]}")
 # The canary's check-in (it runs version 2) reaches the fleet store.
-for _ in $(seq 100); do "${status[@]}" | grep -q "v2 " && break; sleep 0.1; done
+# (grep without -q reads to the end: -q would close the pipe at its first match, under the
+# status command still printing.)
+for _ in $(seq 100); do "${status[@]}" | grep "v2 " > /dev/null && break; sleep 0.1; done
 "${status[@]}"
 
 echo "== advance the rollout (CI runs this on a schedule): the fleet's health decides, CI signs"
@@ -253,7 +255,7 @@ kill -USR1 "$agent_pid"
 for _ in $(seq 300); do [ "$(checks)" -gt "$n" ] && break; sleep 0.1; done
 "${adv[@]}"
 sleep 1.5
-"${status[@]}" | grep -q "100% (stage 2 of canary,10%:6h,100%), complete" \
+"${status[@]}" | grep "100% (stage 2 of canary,10%:6h,100%), complete" > /dev/null \
   || { "${status[@]}" >&2; echo "the rollout did not reach 100%" >&2; exit 1; }
 echo "-- at 100%, web-2 takes version 2 (by delta)"
 "$update" --config "$work/web-2/vigil.toml"
