@@ -139,6 +139,7 @@ impl AgentConfig {
             max_filesize: self.max_filesize,
             timeout: (self.scan_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.scan_timeout_secs)),
+            ..Limits::default()
         }
     }
 }

@@ -238,6 +238,7 @@ impl Scanner<'_> {
                     severity: None,
                     description: None,
                     offset: None,
+                    path: None,
                 });
             }
         }
@@ -253,6 +254,7 @@ impl Scanner<'_> {
                     severity: None,
                     description: None,
                     offset: Some(m.offset),
+                    path: None,
                 });
             }
         }
@@ -265,6 +267,8 @@ impl Scanner<'_> {
             sha256: None,
             size,
             allowlisted: None,
+            unscanned: Vec::new(),
+            members: 0,
         };
         if report.findings.is_empty() {
             return Ok(report);

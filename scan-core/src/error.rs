@@ -60,18 +60,53 @@ impl ScanError {
     }
 }
 
-/// Per-scan limits, as clamscan's --max-filesize and a per-file timeout.
+/// Per-scan limits, modelled on clamscan's (`--max-filesize`, `--max-scansize`,
+/// `--max-recursion`, `--max-files`) plus a per-file timeout and a compression-ratio bound.
+/// Reaching one inside a container never passes silently: the report lists what was left
+/// unscanned ([`crate::ScanReport::unscanned`]), and the alerts turn that into a finding.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// Objects larger than this are skipped; members larger than this (or than what is left
+    /// of `max_scansize`) are not extracted.
     pub max_filesize: u64,
     pub timeout: Option<Duration>,
+    /// Bytes extracted from one object's containers, all layers together (ClamAV:
+    /// MaxScanSize, 400 MiB).
+    pub max_scansize: u64,
+    /// Container nesting depth (ClamAV: MaxRecursion, 17).
+    pub max_recursion: u32,
+    /// Members extracted from one object, all layers together (ClamAV: MaxFiles, 10000).
+    pub max_files: u32,
+    /// A container may expand to at most this many times its own size, beyond a floor of
+    /// [`RATIO_FLOOR`] bytes (zip bombs: 42.zip expands 10^6 times; real archives stay far
+    /// below 100).
+    pub max_ratio: u32,
+    /// Open containers at all (clamscan's `--scan-archive`): off, only the object's own bytes
+    /// are matched.
+    pub scan_archives: bool,
+    /// Report limits reached as `Heuristics.Limits.Exceeded.*` findings (clamscan's
+    /// `--alert-exceeds-max`).
+    pub alert_exceeds_max: bool,
+    /// Report encrypted containers as `Heuristics.Encrypted.*` findings (clamscan's
+    /// `--alert-encrypted`).
+    pub alert_encrypted: bool,
 }
+
+/// Expanded bytes a container may always produce, whatever its ratio.
+pub const RATIO_FLOOR: u64 = 16 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_filesize: 4 << 30,
             timeout: Some(Duration::from_secs(120)),
+            max_scansize: 400 << 20,
+            max_recursion: 17,
+            max_files: 10_000,
+            max_ratio: 250,
+            scan_archives: true,
+            alert_exceeds_max: false,
+            alert_encrypted: false,
         }
     }
 }

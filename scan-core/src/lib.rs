@@ -24,8 +24,9 @@ pub mod walk;
 mod yara;
 
 pub use engine::{Engine, Finding, ScanReport, Scanner, SigKind};
-pub use error::{BodyError, EngineError, Limits, ScanError};
+pub use error::{BodyError, EngineError, Limits, ScanError, RATIO_FLOOR};
 pub use pool::{Finish, Pool, PoolError, Scanned, Targets, Worker};
+pub use report::{Unscannable, Unscanned};
 pub use shared::SharedEngine;
 #[cfg(feature = "profiling")]
 pub use yara::RuleCost;

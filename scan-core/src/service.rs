@@ -68,6 +68,7 @@ pub use client::{Client, ClientError, ScanOptions};
 
 use crate::engine::{Engine, Finding, ScanReport};
 use crate::error::ScanError;
+use crate::report::Unscanned;
 
 /// Where `vigil-scan --daemon` and the agent look for the socket unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/vigil/vigil.sock";
@@ -212,6 +213,9 @@ pub struct FileResult {
     pub size: u64,
     /// The database the file was scanned with.
     pub db_version: u64,
+    /// Parts of the file left unscanned (encrypted members, limits reached).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unscanned: Vec<Unscanned>,
 }
 
 impl FileResult {
@@ -232,6 +236,7 @@ impl FileResult {
                 allowlisted: r.allowlisted,
                 size: r.size,
                 db_version,
+                unscanned: r.unscanned,
             },
             Err(ScanError::TooLarge { size, limit }) => Self::not_scanned(
                 path,
@@ -256,6 +261,7 @@ impl FileResult {
             allowlisted: None,
             size: 0,
             db_version,
+            unscanned: Vec::new(),
         }
     }
 }

@@ -191,6 +191,7 @@ impl YaraScanner<'_> {
                     severity: meta("severity"),
                     description: meta("description"),
                     offset,
+                    path: None,
                 }
             })
             .collect())

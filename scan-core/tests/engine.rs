@@ -136,6 +136,7 @@ fn streams_spool_to_disk_and_limits_hold() {
     let limits = Limits {
         max_filesize: 1000,
         timeout: None,
+        ..Limits::default()
     };
     assert!(matches!(
         engine.scan_reader(std::io::repeat(1).take(5000), &limits),
@@ -160,6 +161,7 @@ fn pathological_body_signature_is_bounded_by_the_timeout() {
     let limits = Limits {
         max_filesize: 1 << 30,
         timeout: Some(Duration::from_millis(200)),
+        ..Limits::default()
     };
     let t0 = std::time::Instant::now();
     assert!(matches!(
@@ -184,6 +186,7 @@ fn reused_scanner_gives_fresh_verdicts() {
     let tight = Limits {
         max_filesize: 1 << 30,
         timeout: Some(Duration::ZERO),
+        ..Limits::default()
     };
     for f in &files {
         assert!(matches!(

@@ -568,6 +568,7 @@ fn lower(base: Limits, max_filesize: Option<u64>, timeout_secs: Option<u64>) -> 
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         },
+        ..base
     }
 }
 

@@ -155,11 +155,13 @@ mod tests {
                         severity: None,
                         description: None,
                         offset: Some(7),
+                        path: None,
                     })
                     .collect(),
                 sha256: None,
                 size: 1,
                 allowlisted: allowlisted.map(Into::into),
+                ..Default::default()
             }),
             allow: allow.iter().map(|s| (*s).into()).collect(),
         }

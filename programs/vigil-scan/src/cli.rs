@@ -168,7 +168,7 @@ impl Printer {
                 if self.json {
                     for f in &r.findings {
                         let line = json!({
-                            "path": path, "signature": f.signature, "kind": f.kind,
+                            "path": f.located(path), "file": path, "signature": f.signature, "kind": f.kind,
                             "severity": f.severity, "description": f.description,
                             "sha256": r.sha256, "offset": f.offset,
                             "engine_version": engine_version, "db_version": r.db_version,
@@ -181,16 +181,19 @@ impl Printer {
                     }
                 } else if r.findings.is_empty() {
                     if !self.infected_only {
+                        // As clamscan: a clean file whose containers were not all scanned still
+                        // says OK, and the summary counts what was left out.
                         let _ = writeln!(o, "{path}: OK");
                     }
                 } else {
                     for f in &r.findings {
+                        let at = f.located(path);
                         match note {
                             Some(n) => {
-                                let _ = writeln!(o, "{path}: {} FOUND {n}", f.signature);
+                                let _ = writeln!(o, "{at}: {} FOUND {n}", f.signature);
                             }
                             None => {
-                                let _ = writeln!(o, "{path}: {} FOUND", f.signature);
+                                let _ = writeln!(o, "{at}: {} FOUND", f.signature);
                             }
                         }
                     }
@@ -293,6 +296,7 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
     let limits = Limits {
         max_filesize: args.max_filesize.unwrap_or(4 << 30),
         timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
+        ..Limits::default()
     };
     let threads = args
         .threads
