@@ -1,0 +1,89 @@
+//! Every format against real files: Debian's clamav-testfiles (each holds ClamAV's 544-byte
+//! test executable somewhere inside), when installed.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use vigil_unpack::{detect, extract, Sink, Stop};
+
+const CLAM_EXE_SHA256: &str = "71e7b604d18aefd839e51a39c88b8383bb4b40ad7a4a35d00f0d7fbcd2f04495";
+
+/// Unpacks recursively (depth 8) and records every member's SHA-256 with its chain.
+#[derive(Default)]
+struct Collect {
+    chain: Vec<String>,
+    found: Vec<(String, String)>,
+    notes: Vec<String>,
+    depth: usize,
+}
+
+impl Sink for Collect {
+    fn budget(&self) -> u64 {
+        64 << 20
+    }
+    fn member(&mut self, name: &str, data: &[u8]) -> Result<(), Stop> {
+        self.chain.push(name.to_string());
+        self.found
+            .push((self.chain.join("!"), hex::encode(Sha256::digest(data))));
+        if self.depth < 8 {
+            self.depth += 1;
+            extract(detect(data), data, self)?;
+            self.depth -= 1;
+        }
+        self.chain.pop();
+        Ok(())
+    }
+    fn encrypted(&mut self, name: &str) {
+        self.notes.push(format!("encrypted {name}"));
+    }
+    fn too_large(&mut self, name: &str) {
+        self.notes.push(format!("too large {name}"));
+    }
+    fn corrupt(&mut self, why: &str) {
+        self.notes.push(format!("corrupt {why}"));
+    }
+    fn anomaly(&mut self, h: &'static str) {
+        self.notes.push(h.to_string());
+    }
+}
+
+fn unpack_all(data: &[u8]) -> Collect {
+    let mut c = Collect::default();
+    extract(detect(data), data, &mut c).unwrap();
+    c
+}
+
+/// Prints, for each test file, its type and whether clam.exe came out (run with --nocapture).
+#[test]
+fn clamav_testfiles_survey() {
+    let dir = Path::new("/usr/share/clamav-testfiles");
+    if !dir.is_dir() {
+        eprintln!("SKIP: clamav-testfiles is not installed (apt-get install clamav-testfiles)");
+        return;
+    }
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let mut hits = 0;
+    for p in &names {
+        let data = std::fs::read(p).unwrap();
+        let c = unpack_all(&data);
+        let hit = c.found.iter().find(|(_, h)| h == CLAM_EXE_SHA256);
+        if hit.is_some() {
+            hits += 1;
+        }
+        eprintln!(
+            "{:<24} {:<8} {:<5} {} {:?}",
+            p.file_name().unwrap().to_string_lossy(),
+            detect(&data).name(),
+            if hit.is_some() { "YES" } else { "no" },
+            hit.map(|h| h.0.as_str()).unwrap_or(""),
+            c.notes
+        );
+    }
+    eprintln!("clam.exe found inside {hits} of {}", names.len());
+}
