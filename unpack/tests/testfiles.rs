@@ -8,7 +8,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use vigil_unpack::{detect, extract, Sink, Stop};
 
-const CLAM_EXE_SHA256: &str = "71e7b604d18aefd839e51a39c88b8383bb4b40ad7a4a35d00f0d7fbcd2f04495";
+const CLAM_EXE_SHA256: &str = "71e7b604d18aefd839e51a39c88df8383bb4c071dc31f87f00a2b5df580d4495";
 
 /// Unpacks recursively (depth 8) and records every member's SHA-256 with its chain.
 #[derive(Default)]
@@ -86,4 +86,16 @@ fn clamav_testfiles_survey() {
         );
     }
     eprintln!("clam.exe found inside {hits} of {}", names.len());
+}
+
+#[test]
+#[ignore]
+fn dump_one() {
+    let p = std::env::var("DUMP").unwrap();
+    let data = std::fs::read(p).unwrap();
+    let c = unpack_all(&data);
+    for (n, h) in &c.found {
+        eprintln!("{n} {h}");
+    }
+    eprintln!("{:?}", c.notes);
 }
