@@ -75,6 +75,8 @@ fn lower(tokens: &[Token]) -> Vec<Tok> {
 
 struct Sig {
     name: Arc<str>,
+    /// `.ndb` target type: 0 any file, else the type the file must have (1 PE, 6 ELF, 9 Mach-O).
+    target: u32,
     offset: Offset,
     /// Tokens before the literal run, in pattern order (matched backwards from the run).
     pre: Vec<Tok>,
@@ -127,6 +129,7 @@ impl BodyMatcherBuilder {
             .collect();
         self.sigs.push(Sig {
             name: Arc::from(s.name.as_str()),
+            target: s.target,
             offset: s.offset.clone(),
             pre: lower(&s.pattern[..start]),
             post: lower(&s.pattern[start + anchor.len()..]),
@@ -405,6 +408,9 @@ const CHECK_EVERY: u32 = 1 << 14;
 
 struct Ctx<'a> {
     data: &'a [u8],
+    /// The scanned data's `.ndb` target type (0: none known): signatures for another type are
+    /// skipped before confirmation.
+    target: u32,
     deadline: Option<Instant>,
     steps: u32,
     timed_out: bool,
@@ -455,13 +461,25 @@ impl BodyMatcher {
         self.sigs.is_empty()
     }
 
-    /// Every signature that matches `data`, once each, at the first start confirmed.
+    /// Every signature that matches `data`, once each, at the first start confirmed. The data
+    /// has no known type: signatures for one type only (`.ndb` target 1, 6, 9) do not match.
     pub fn scan(
         &self,
         data: &[u8],
         deadline: Option<Instant>,
     ) -> Result<Vec<BodyMatch>, ScanError> {
-        self.scan_with(data, deadline, &mut NoCount)
+        self.scan_with(data, deadline, 0, &mut NoCount)
+    }
+
+    /// As [`BodyMatcher::scan`], for data of `.ndb` target type `target` (0: no known type):
+    /// signatures for that type match too.
+    pub fn scan_typed(
+        &self,
+        data: &[u8],
+        deadline: Option<Instant>,
+        target: u32,
+    ) -> Result<Vec<BodyMatch>, ScanError> {
+        self.scan_with(data, deadline, target, &mut NoCount)
     }
 
     /// As [`BodyMatcher::scan`], adding each signature's candidates and confirmations to
@@ -472,7 +490,18 @@ impl BodyMatcher {
         deadline: Option<Instant>,
         stats: &mut BodyStats,
     ) -> Result<Vec<BodyMatch>, ScanError> {
-        self.scan_with(data, deadline, stats)
+        self.scan_with(data, deadline, 0, stats)
+    }
+
+    /// [`BodyMatcher::scan_typed`], counting as [`BodyMatcher::scan_counted`] does.
+    pub fn scan_typed_counted(
+        &self,
+        data: &[u8],
+        deadline: Option<Instant>,
+        target: u32,
+        stats: &mut BodyStats,
+    ) -> Result<Vec<BodyMatch>, ScanError> {
+        self.scan_with(data, deadline, target, stats)
     }
 
     /// `stats`' counts by signature name, signatures never proposed left out.
@@ -496,10 +525,12 @@ impl BodyMatcher {
         &self,
         data: &[u8],
         deadline: Option<Instant>,
+        target: u32,
         counter: &mut C,
     ) -> Result<Vec<BodyMatch>, ScanError> {
         let mut cx = Ctx {
             data,
+            target,
             deadline,
             steps: 0,
             timed_out: false,
@@ -569,8 +600,11 @@ impl BodyMatcher {
         if found.seen.contains(&si) {
             return Ok(());
         }
-        counter.candidate(si);
         let sig = &self.sigs[si as usize];
+        if sig.target != 0 && sig.target != cx.target {
+            return Ok(());
+        }
+        counter.candidate(si);
         let data = cx.data;
         let lit_end = lit_start + sig.lit.len();
         if data.get(lit_start..lit_end) != Some(&sig.lit[..]) {

@@ -12,6 +12,7 @@ use vigil_format::sigs::{parse_hash_line, parse_ndb_line, HashFile, HashKind};
 use vigil_format::{PublicKey, SectionKind, Verified};
 
 use crate::body::{BodyCost, BodyMatcher, BodyMatcherBuilder, BodyStats, Prefilter};
+use crate::container::Walker;
 use crate::error::{EngineError, Limits, ScanError};
 use crate::hashes::{digests, HashTable};
 use crate::input::{self, Contents, Opened, Spool};
@@ -218,6 +219,10 @@ impl Scanner<'_> {
         }
     }
 
+    /// Scans `data`: its own bytes with every signature kind, then, unless
+    /// [`Limits::scan_archives`] is off, every member of every container inside it, under the
+    /// limits (see [`crate::container`]). Findings inside carry their member chain in
+    /// [`Finding::path`]; what could not be scanned is listed in [`ScanReport::unscanned`].
     pub fn scan_bytes(&mut self, data: &[u8], limits: &Limits) -> Result<ScanReport, ScanError> {
         let size = data.len() as u64;
         if size > limits.max_filesize {
@@ -226,50 +231,16 @@ impl Scanner<'_> {
                 limit: limits.max_filesize,
             });
         }
-        let start = Instant::now();
-        let deadline = limits.timeout.map(|t| start + t);
-        let mut findings = Vec::new();
-        if self.engine.hashes.wants(size) {
-            let d = digests(data, self.engine.hashes.kinds());
-            for name in self.engine.hashes.lookup(&d, size) {
-                findings.push(Finding {
-                    signature: name.to_string(),
-                    kind: SigKind::Hash,
-                    severity: None,
-                    description: None,
-                    offset: None,
-                    path: None,
-                });
-            }
-        }
-        if let Some(body) = &self.engine.body {
-            let matches = match &mut self.body_stats {
-                None => body.scan(data, deadline)?,
-                Some(stats) => body.scan_counted(data, deadline, stats)?,
-            };
-            for m in matches {
-                findings.push(Finding {
-                    signature: m.name.to_string(),
-                    kind: SigKind::Body,
-                    severity: None,
-                    description: None,
-                    offset: Some(m.offset),
-                    path: None,
-                });
-            }
-        }
-        if let Some(yara) = &mut self.yara {
-            let remaining = limits.timeout.map(|t| t.saturating_sub(start.elapsed()));
-            findings.extend(yara.scan(data, remaining)?);
-        }
+        let deadline = limits.timeout.map(|t| Instant::now() + t);
+        let ft = vigil_unpack::detect(data);
         let mut report = ScanReport {
-            findings,
-            sha256: None,
+            findings: self.match_layer(data, ft, deadline)?,
             size,
-            allowlisted: None,
-            unscanned: Vec::new(),
-            members: 0,
+            ..ScanReport::default()
         };
+        if limits.scan_archives && ft.is_container() {
+            Walker::new(self, limits, deadline, &mut report).run(ft, data)?;
+        }
         if report.findings.is_empty() {
             return Ok(report);
         }
@@ -285,6 +256,76 @@ impl Scanner<'_> {
         }
         report.sha256 = d.sha256.map(hex::encode);
         Ok(report)
+    }
+
+    /// Every signature kind over one layer's bytes (the object, or a member), not its members.
+    pub(crate) fn match_layer(
+        &mut self,
+        data: &[u8],
+        ft: vigil_unpack::FileType,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Finding>, ScanError> {
+        let size = data.len() as u64;
+        let mut findings = Vec::new();
+        if self.engine.hashes.wants(size) {
+            let d = digests(data, self.engine.hashes.kinds());
+            for name in self.engine.hashes.lookup(&d, size) {
+                findings.push(Finding {
+                    signature: name.to_string(),
+                    kind: SigKind::Hash,
+                    severity: None,
+                    description: None,
+                    offset: None,
+                    path: None,
+                });
+            }
+        }
+        if let Some(body) = &self.engine.body {
+            let target = ft.ndb_target().unwrap_or(0);
+            let matches = match &mut self.body_stats {
+                None => body.scan_typed(data, deadline, target)?,
+                Some(stats) => body.scan_typed_counted(data, deadline, target, stats)?,
+            };
+            for m in matches {
+                findings.push(Finding {
+                    signature: m.name.to_string(),
+                    kind: SigKind::Body,
+                    severity: None,
+                    description: None,
+                    offset: Some(m.offset),
+                    path: None,
+                });
+            }
+        }
+        if let Some(yara) = &mut self.yara {
+            let remaining = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(ScanError::Timeout);
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            findings.extend(yara.scan(data, remaining)?);
+        }
+        Ok(findings)
+    }
+
+    /// The allowlist entry that clears `data`, if one does.
+    pub(crate) fn allowlisted(&self, data: &[u8]) -> Option<String> {
+        let size = data.len() as u64;
+        if !self.engine.allow.wants(size) {
+            return None;
+        }
+        let d = digests(data, self.engine.allow.kinds());
+        self.engine
+            .allow
+            .lookup(&d, size)
+            .into_iter()
+            .next()
+            .map(|n| n.to_string())
     }
 
     /// Scans the regular file at `path` (symlinks followed). The path is opened without

@@ -90,6 +90,9 @@ pub struct Limits {
     /// Report encrypted containers as `Heuristics.Encrypted.*` findings (clamscan's
     /// `--alert-encrypted`).
     pub alert_encrypted: bool,
+    /// Report structural tricks (a zip whose entries overlap) as `Heuristics.*` findings
+    /// (clamscan's `--heuristic-alerts`, on by default there too).
+    pub heuristic_alerts: bool,
 }
 
 /// Expanded bytes a container may always produce, whatever its ratio.
@@ -107,6 +110,7 @@ impl Default for Limits {
             scan_archives: true,
             alert_exceeds_max: false,
             alert_encrypted: false,
+            heuristic_alerts: true,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! databases), `vigil-agent` (serves scans, hot-swaps) and the `vigil-scan` program above.
 
 pub mod body;
+mod container;
 pub mod engine;
 pub mod error;
 pub mod hashes;

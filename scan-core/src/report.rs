@@ -10,6 +10,9 @@ pub enum SigKind {
     Hash,
     Body,
     Yara,
+    /// A condition of the file rather than a signature: limits exceeded, encrypted content,
+    /// an overlapping-entry zip (opt-in, or on by default as ClamAV's heuristic alerts are).
+    Heuristic,
 }
 
 impl SigKind {
@@ -19,6 +22,7 @@ impl SigKind {
             SigKind::Hash => "hash",
             SigKind::Body => "body",
             SigKind::Yara => "yara",
+            SigKind::Heuristic => "heuristic",
         }
     }
 }

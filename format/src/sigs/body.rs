@@ -47,6 +47,9 @@ pub enum Offset {
     EofMinus { back: u64, shift: u64 },
 }
 
+/// `.ndb` target types the engine honours: 0 any file, 1 PE, 6 ELF, 9 Mach-O.
+pub const SUPPORTED_TARGETS: [u32; 4] = [0, 1, 6, 9];
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BodySig {
     pub name: String,
@@ -162,11 +165,16 @@ pub fn parse_ndb_line(line: &str) -> Result<BodySig, SigError> {
             format!("target type {ttext:?} is not a number"),
         )
     })?;
-    if target != 0 {
+    // The engine recognises files by content (`vigil-unpack`): executables of the three
+    // formats have a type; the others ClamAV names (OLE2, HTML, mail, graphics, normalised
+    // ASCII) match on content it does not normalise yet, so they stay refused, never ignored.
+    if !SUPPORTED_TARGETS.contains(&target) {
         return Err(SigError::new(
             "ndb/unsupported-target",
             tcol,
-            format!("target type {target} is not supported yet; use 0 (any file)"),
+            format!(
+                "target type {target} is not supported; use 0 (any file), 1 (PE), 6 (ELF) or 9 (Mach-O)"
+            ),
         ));
     }
     let (ocol, otext) = f[2];
@@ -520,7 +528,10 @@ mod tests {
         assert_eq!(code_col("X:0:*:4142??4344"), ("ndb/anchor", 7));
         assert_eq!(code_col("X:0:EP+4:41424344"), ("ndb/unsupported-offset", 5));
         assert_eq!(code_col("X:0:1x:41424344"), ("ndb/offset", 5));
-        assert_eq!(code_col("X:1:*:41424344"), ("ndb/unsupported-target", 3));
+        assert_eq!(code_col("X:2:*:41424344"), ("ndb/unsupported-target", 3));
+        assert!(parse_ndb_line("X:1:*:41424344").is_ok());
+        assert!(parse_ndb_line("X:6:*:41424344").is_ok());
+        assert!(parse_ndb_line("X:9:*:41424344").is_ok());
         assert_eq!(code_col("X:q:*:41424344"), ("ndb/target", 3));
         assert_eq!(code_col("X:0:*"), ("ndb/fields", 1));
         assert_eq!(code_col("X:0:*:41424344{3-1}45"), ("ndb/gap", 15));

@@ -60,7 +60,8 @@ impl Tally {
         // A signature counts once per file, however many findings it made there.
         let mut seen = BTreeSet::new();
         for f in v.report.findings {
-            if !seen.insert(f.signature.clone()) {
+            // Heuristics (limits, encrypted archives) are the engine's, not a rule's.
+            if f.kind == SigKind::Heuristic || !seen.insert(f.signature.clone()) {
                 continue;
             }
             let old = v
@@ -90,7 +91,7 @@ impl Tally {
                 let kind = kind.unwrap_or(match fired.kind {
                     SigKind::Yara => SignatureKind::Yara,
                     SigKind::Body => SignatureKind::Body,
-                    SigKind::Hash => SignatureKind::Hash,
+                    SigKind::Hash | SigKind::Heuristic => SignatureKind::Hash,
                 });
                 let mut new = fired.new.clone();
                 let mut old = fired.old.clone();
