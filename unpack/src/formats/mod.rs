@@ -9,6 +9,7 @@ pub mod cpio;
 pub mod embedded;
 pub mod html;
 pub mod mail;
+pub mod nsis;
 pub mod ole2;
 pub mod pdf;
 pub mod rtf;
