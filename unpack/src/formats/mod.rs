@@ -8,6 +8,7 @@ pub mod compressed;
 pub mod cpio;
 pub mod embedded;
 pub mod html;
+pub mod ishield;
 pub mod mail;
 pub mod nsis;
 pub mod ole2;
