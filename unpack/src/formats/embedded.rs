@@ -34,6 +34,7 @@ pub fn extract(data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
     // Installers whose data is their own format, not an archive's.
     super::nsis::extract(data, sink)?;
     super::ishield::extract(data, sink)?;
+    super::autoit::extract(data, sink)?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! One module per container format, each with `extract(data, sink)`.
 
 pub mod arj;
+pub mod autoit;
 pub mod binhex;
 pub mod cab;
 pub mod chm;
