@@ -176,14 +176,6 @@ fn non_solid(body: &[u8], chain: &[Block], sink: &mut dyn Sink) -> Result<(), St
                 continue;
             }
         };
-        // A block's stream may stop without an end marker where its bytes do: what it gave
-        // up to there is the whole block.
-        let got = match got {
-            Bounded::Broken(data, e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                Bounded::Whole(data)
-            }
-            other => other,
-        };
         deliver(sink, &name, got)?;
     }
     Ok(())
