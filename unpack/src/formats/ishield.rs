@@ -101,7 +101,7 @@ fn c_string(d: &[u8], off: usize) -> Option<(&[u8], usize)> {
     Some((&rest[..len], off + len + 1))
 }
 
-/// One overlay entry: its name and its bytes' range.
+/// One overlay entry: its name and its bytes' range (which may run past the data's end).
 struct Entry<'a> {
     name: &'a [u8],
     start: usize,
@@ -123,7 +123,7 @@ fn overlay_entry(d: &[u8], off: usize) -> Option<Entry<'_>> {
     }
     let size: usize = std::str::from_utf8(size).ok()?.parse().ok()?;
     let end = start.checked_add(size)?;
-    (end <= d.len()).then_some(Entry { name, start, end })
+    Some(Entry { name, start, end })
 }
 
 /// The cabinet number in `dataN.cab`, if `name` is one.
@@ -145,8 +145,19 @@ fn overlay_files(d: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
         let Some(e) = overlay_entry(d, off) else {
             break;
         };
-        off = e.end;
         let name = String::from_utf8_lossy(e.name).into_owned();
+        if e.end > d.len() {
+            // After whole entries, one that runs past the end is a setup cut short; as the
+            // first, it is more likely some other overlay that happens to parse.
+            if off > 0 {
+                sink.corrupt(&format!(
+                    "ishield: {name}: {} bytes past the end of the file",
+                    e.end - d.len()
+                ));
+            }
+            break;
+        }
+        off = e.end;
         let body = &d[e.start..e.end];
         if name.eq_ignore_ascii_case("data1.hdr") && hdr.is_none() {
             hdr = Some(body);
@@ -468,6 +479,20 @@ mod tests {
         assert_eq!(names, ["readme.txt", "data1.cab", "data1.hdr", "inner.exe"]);
         assert_eq!(r.members[0].1, b"hello");
         assert_eq!(r.members[3].1, payload);
+    }
+
+    #[test]
+    fn overlay_cut_short_is_corrupt() {
+        let mut d = pe();
+        d.extend(entry("readme.txt", b"hello"));
+        d.extend(entry("setup.exe", &[0x90; 400]));
+        d.truncate(d.len() - 100);
+        let r = run(&d);
+        assert_eq!(r.members.len(), 1);
+        assert_eq!(
+            r.notes,
+            ["corrupt ishield: setup.exe: 100 bytes past the end of the file"]
+        );
     }
 
     #[test]
