@@ -83,7 +83,9 @@ fn installer(d: &[u8], sink: &mut dyn Sink) -> Result<bool, Stop> {
     }
     // A download cut short: read what is there, and say so.
     let truncated = declared > d.len();
-    let body = &d[FIRSTHEADER_LEN..declared.min(d.len())];
+    let Some(body) = d.get(FIRSTHEADER_LEN..declared.min(d.len())) else {
+        return Ok(false);
+    };
     let Some(chain) = block_chain(body, truncated) else {
         let solid = solid(body, sink);
         if truncated {
