@@ -99,3 +99,34 @@ fn dump_one() {
     }
     eprintln!("{:?}", c.notes);
 }
+
+/// Installers and script wrappers: clam.exe comes out of NSIS (non-solid LZMA), both
+/// InstallShield shapes (overlay files and ISc( cabinets; the MSI setup stream), and AutoIt
+/// EA05/EA06 FileInstall resources.
+#[test]
+fn installers_and_script_wrappers_yield_clam_exe() {
+    let dir = Path::new("/usr/share/clamav-testfiles");
+    if !dir.is_dir() {
+        eprintln!("SKIP: clamav-testfiles is not installed (apt-get install clamav-testfiles)");
+        return;
+    }
+    for name in [
+        "clam-nsis.exe",
+        "clam_IScab_ext.exe",
+        "clam_IScab_int.exe",
+        "clam_ISmsi_ext.exe",
+        "clam.ea05.exe",
+        "clam.ea06.exe",
+    ] {
+        let data = std::fs::read(dir.join(name)).unwrap();
+        let c = unpack_all(&data);
+        let hit = c.found.iter().find(|(_, h)| h == CLAM_EXE_SHA256);
+        assert!(
+            hit.is_some(),
+            "{name}: clam.exe not found among {:?}; notes {:?}",
+            c.found.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            c.notes
+        );
+        eprintln!("{name}: {}", hit.unwrap().0);
+    }
+}

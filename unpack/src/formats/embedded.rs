@@ -31,6 +31,10 @@ pub fn extract(data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
     if let Some(off) = memmem::find(body, b"7z\xbc\xaf\x27\x1c").map(|o| o + 1) {
         super::sevenz::extract(&data[off..], sink)?;
     }
+    // Installers whose data is their own format, not an archive's.
+    super::nsis::extract(data, sink)?;
+    super::ishield::extract(data, sink)?;
+    super::autoit::extract(data, sink)?;
     Ok(())
 }
 

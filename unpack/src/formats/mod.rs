@@ -1,6 +1,7 @@
 //! One module per container format, each with `extract(data, sink)`.
 
 pub mod arj;
+pub mod autoit;
 pub mod binhex;
 pub mod cab;
 pub mod chm;
@@ -8,7 +9,9 @@ pub mod compressed;
 pub mod cpio;
 pub mod embedded;
 pub mod html;
+pub mod ishield;
 pub mod mail;
+pub mod nsis;
 pub mod ole2;
 pub mod pdf;
 pub mod rtf;
