@@ -99,6 +99,7 @@ impl<'w, 'e> Walker<'w, 'e> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
+        most_precise(&mut self.report.findings);
         for (name, path) in std::mem::take(&mut self.alerts) {
             self.report.findings.push(Finding {
                 signature: name,
@@ -311,4 +312,32 @@ impl Walker<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// Findings deduplicated past this many are left as they are (the pairwise check is quadratic).
+const DEDUP_MAX: usize = 1000;
+
+/// A signature that matched a layer and again inside one of its members (a tar or a stored zip
+/// holds its members' bytes as they are) is reported once, at the deepest place.
+fn most_precise(findings: &mut Vec<Finding>) {
+    if findings.len() < 2 || findings.len() > DEDUP_MAX {
+        return;
+    }
+    let inside = |outer: &Option<String>, inner: &Option<String>| match (outer, inner) {
+        (None, Some(_)) => true,
+        (Some(o), Some(i)) => {
+            i.len() > o.len() && i.starts_with(o.as_str()) && i[o.len()..].starts_with('!')
+        }
+        _ => false,
+    };
+    let keep: Vec<bool> = findings
+        .iter()
+        .map(|f| {
+            !findings
+                .iter()
+                .any(|g| g.signature == f.signature && inside(&f.path, &g.path))
+        })
+        .collect();
+    let mut k = keep.into_iter();
+    findings.retain(|_| k.next().unwrap_or(true));
 }
