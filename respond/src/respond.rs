@@ -46,6 +46,9 @@ pub struct Hit<'a> {
     /// The rule's own severity (YARA `severity` meta), if it states one.
     pub severity: Option<&'a str>,
     pub description: Option<&'a str>,
+    /// Where inside the file, for a match in a container (`inner.zip!clam.exe`): the finding's
+    /// path is then `file!inner`, as the scan prints it.
+    pub inner: Option<&'a str>,
 }
 
 impl<'a> Hit<'a> {
@@ -58,6 +61,7 @@ impl<'a> Hit<'a> {
                 kind: f.kind.as_str(),
                 severity: f.severity.as_deref(),
                 description: f.description.as_deref(),
+                inner: f.path.as_deref(),
             })
             .collect()
     }
@@ -337,9 +341,13 @@ impl ScanSession<'_> {
         let mut findings: Vec<Finding> = hits
             .iter()
             .map(|h| {
+                let mut at = file.clone();
+                if let Some(inner) = h.inner {
+                    at.path = format!("{}!{inner}", at.path);
+                }
                 Finding::new(
                     self.r.resource.clone(),
-                    file.clone(),
+                    at,
                     h.signature,
                     h.kind,
                     self.r.severity.resolve(h.signature, h.severity),

@@ -276,6 +276,9 @@ pub struct ScanDone {
     pub errors: u64,
     pub skipped: u64,
     pub bytes: u64,
+    /// Files scanned clean but not completely: encrypted members, container limits reached.
+    #[serde(default)]
+    pub incomplete: u64,
     pub signatures: Signatures,
 }
 
@@ -290,6 +293,7 @@ impl ScanDone {
             errors: 0,
             skipped: 0,
             bytes: 0,
+            incomplete: 0,
             signatures: Signatures::of(engine),
         }
     }
@@ -302,6 +306,8 @@ impl ScanDone {
                 self.bytes += r.size;
                 if r.status == Status::Found {
                     self.infected += 1;
+                } else if !r.unscanned.is_empty() {
+                    self.incomplete += 1;
                 }
             }
             Status::Error => self.errors += 1,
@@ -379,6 +385,7 @@ mod tests {
             errors: 0,
             skipped: 0,
             bytes: 0,
+            incomplete: 0,
             signatures: Signatures::default(),
         };
         for r in [&big, &fifo, &gone] {

@@ -86,12 +86,14 @@ pub struct Args {
     /// Directory for compiled-rule caches (default: next to the database).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    archive: crate::limits::ArchiveArgs,
     /// Files or directories; `-` reads stdin.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (num, mult) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
         Some('K') => (&s[..s.len() - 1], 1u64 << 10),
@@ -142,6 +144,7 @@ impl Printer {
                 errors: 0,
                 skipped: 0,
                 bytes: 0,
+                incomplete: 0,
                 signatures: Signatures::default(),
             }),
         }
@@ -225,6 +228,7 @@ impl Printer {
                     json!({"summary": {"known_signatures": s.known(), "allowlist_entries": s.allowlist,
                         "engine_version": info.engine_version, "db_version": info.db_version,
                         "scanned_files": t.scanned, "infected_files": t.infected, "errors": t.errors,
+                        "not_fully_scanned": t.incomplete,
                         "skipped": t.skipped, "data_scanned_bytes": t.bytes, "time_secs": elapsed}})
                 );
             } else {
@@ -244,6 +248,10 @@ impl Printer {
                 let _ = writeln!(o, "Scanned files: {}", t.scanned);
                 let _ = writeln!(o, "Infected files: {}", t.infected);
                 let _ = writeln!(o, "Skipped files: {}", t.skipped);
+                if t.incomplete > 0 {
+                    // Clean as far as it could see: encrypted members or a limit reached.
+                    let _ = writeln!(o, "Not fully scanned: {}", t.incomplete);
+                }
                 let _ = writeln!(o, "Errors: {}", t.errors);
                 let _ = writeln!(o, "Data scanned: {:.2} MB", t.bytes as f64 / 1e6);
                 let _ = writeln!(o, "Time: {elapsed:.3} sec");
@@ -296,7 +304,7 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
     let limits = Limits {
         max_filesize: args.max_filesize.unwrap_or(4 << 30),
         timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
-        ..Limits::default()
+        ..args.archive.apply(Limits::default())
     };
     let threads = args
         .threads
