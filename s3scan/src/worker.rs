@@ -197,6 +197,7 @@ async fn handle(
     ));
     let mut settled = true;
     for obj in &objects {
+        tracing::info!(object = %obj.url(), attempt = attempts, "processing");
         let outcome = pipeline.process(obj, last).await;
         t.objects += 1;
         match &outcome {
