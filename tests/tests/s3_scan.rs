@@ -621,7 +621,10 @@ fn a_worker_killed_mid_object_leaves_the_message_to_the_next() {
         "the first worker finished before the kill: not mid-object"
     );
     // (S3's test event may still be there too, if the kill came before its deletion.)
-    assert!(env.queued(&queue) >= 1, "the message is in flight, not lost");
+    assert!(
+        env.queued(&queue) >= 1,
+        "the message is in flight, not lost"
+    );
 
     // The second worker gets the message once its visibility runs out, and tags the object;
     // SIGTERM then stops it with exit 0.
