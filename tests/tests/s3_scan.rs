@@ -667,7 +667,7 @@ fn two_workers_share_a_queue_of_a_thousand_objects() {
     env.bucket("uploads");
     let queue = env.notify("uploads", "many");
     let n = 1000;
-    let infected = |i: usize| i % 7 == 0;
+    let infected = |i: usize| i.is_multiple_of(7);
     env.rt.block_on(async {
         let mut set = tokio::task::JoinSet::new();
         for i in 0..n {

@@ -47,7 +47,7 @@ enum Command {
     Quarantine(quarantine::Command),
     /// Scan S3 uploads from an SQS queue of event notifications and tag each object
     /// (GuardDuty's values), or re-scan a prefix after a database update (--rescan).
-    S3Worker(s3::WorkerArgs),
+    S3Worker(Box<s3::WorkerArgs>),
 }
 
 /// Log lines of the libraries on stderr: with --config or --quarantine, what the response
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
     let parsed = Cli::parse();
     let result = match parsed.command {
         Some(Command::Quarantine(cmd)) => quarantine::run(cmd),
-        Some(Command::S3Worker(args)) => s3::run_worker(args),
+        Some(Command::S3Worker(args)) => s3::run_worker(*args),
         None => cli::run(parsed.scan),
     };
     match result {
