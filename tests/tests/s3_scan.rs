@@ -414,7 +414,9 @@ fn worker_tags_uploads_keeps_owner_tags_and_quarantines() {
             "--wait-seconds",
             "1",
             "--idle-exit",
-            "3",
+            "8",
+            "--visibility-timeout",
+            "5",
             "--quarantine-bucket",
             "quarantine",
             "--quarantine-prefix",
@@ -503,7 +505,9 @@ fn worker_tags_uploads_keeps_owner_tags_and_quarantines() {
             "--wait-seconds",
             "1",
             "--idle-exit",
-            "3",
+            "8",
+            "--visibility-timeout",
+            "5",
         ],
     ));
     assert_eq!(r.code, 0, "{}", show(&r));
@@ -544,7 +548,9 @@ fn containers_eicar_zip_quarantined_encrypted_zip_unsupported() {
             "--wait-seconds",
             "1",
             "--idle-exit",
-            "3",
+            "8",
+            "--visibility-timeout",
+            "5",
             "--quarantine-bucket",
             "quarantine",
         ],
@@ -692,7 +698,8 @@ fn two_workers_share_a_queue_of_a_thousand_objects() {
         }
         while set.join_next().await.is_some() {}
     });
-    // Both run until the queue has been empty for 4 s (they exit on their own).
+    // Both run until the queue has been empty for 10 s (they exit on their own); a message
+    // left for a retry (a timeout under load) comes back within its 5 s visibility first.
     let start = || {
         env.worker(
             1,
@@ -702,7 +709,9 @@ fn two_workers_share_a_queue_of_a_thousand_objects() {
                 "--wait-seconds",
                 "1",
                 "--idle-exit",
-                "4",
+                "10",
+                "--visibility-timeout",
+                "5",
                 "--s3-concurrency",
                 "8",
             ],

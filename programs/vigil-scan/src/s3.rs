@@ -219,7 +219,11 @@ fn print_outcome(o: &ObjectRef, out: &Outcome, counts: &Counts) {
         }
         Outcome::Gone(why) => eprintln!("{url}: deleted before its scan ({why})"),
         Outcome::Ignored(why) => eprintln!("{url}: ignored ({why})"),
-        Outcome::Retry(why) => eprintln!("{url}: RETRY later: {why}"),
+        Outcome::Retry(why) => {
+            // An error for a rescan's exit code; a worker's message simply comes back.
+            counts.errors.fetch_add(1, Ordering::Relaxed);
+            eprintln!("{url}: RETRY later: {why}");
+        }
         Outcome::Untaggable(why) => {
             counts.errors.fetch_add(1, Ordering::Relaxed);
             eprintln!("{url}: ERROR {why}");
