@@ -88,7 +88,15 @@ pub struct Args {
     cache_dir: Option<PathBuf>,
     #[command(flatten)]
     archive: crate::limits::ArchiveArgs,
-    /// Files or directories; `-` reads stdin.
+    /// S3 objects downloaded and scanned at once for `s3://` paths [default: twice --threads].
+    #[arg(long, value_name = "N", conflicts_with = "daemon")]
+    s3_concurrency: Option<usize>,
+    /// The S3 endpoint for `s3://` paths (MinIO, Ceph, a VPC endpoint) [default:
+    /// $AWS_ENDPOINT_URL, else AWS]; path-style addressing is used with it.
+    #[arg(long, value_name = "URL", conflicts_with = "daemon")]
+    endpoint_url: Option<String>,
+    /// Files or directories; `-` reads stdin; `s3://BUCKET/PREFIX` scans every object under
+    /// the prefix (credentials and region from the standard AWS chain).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
 }
@@ -267,19 +275,27 @@ impl Printer {
     }
 }
 
-fn run_local(args: Args) -> anyhow::Result<u8> {
-    let loaded = args.config.as_deref().map(respond::load).transpose()?;
-    let database = match (&args.database, &loaded) {
-        (Some(d), _) => d.clone(),
+/// Loads the engine from `-d`, else the installed database of `--config`, with the trusted
+/// keys (`--pubkey`, else the config's, else the built-in ones). Shared by the scan and
+/// `s3-worker`.
+pub fn load_engine(
+    database: Option<&Path>,
+    config: Option<&Path>,
+    pubkeys: &[PathBuf],
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<(Engine, Option<respond::Loaded>)> {
+    let loaded = config.map(respond::load).transpose()?;
+    let database = match (database, &loaded) {
+        (Some(d), _) => d.to_path_buf(),
         (None, Some(l)) => respond::installed_database(&l.updater),
         (None, None) => anyhow::bail!("a database (-d) is needed without --daemon"),
     };
-    let keys = if let (true, Some(l)) = (args.pubkey.is_empty(), &loaded) {
+    let keys = if let (true, Some(l)) = (pubkeys.is_empty(), &loaded) {
         vigil_client_updater::update::load_keys(&l.updater)?
-    } else if args.pubkey.is_empty() {
+    } else if pubkeys.is_empty() {
         vigil_keys::release_keys().context("built-in keys")?
     } else {
-        args.pubkey
+        pubkeys
             .iter()
             .map(|p| {
                 let text =
@@ -290,7 +306,7 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
     };
     let db_bytes =
         fs::read(&database).with_context(|| format!("reading {}", database.display()))?;
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(|| {
+    let cache_dir = cache_dir.map(Path::to_path_buf).unwrap_or_else(|| {
         database
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -299,7 +315,30 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
     });
     let engine = Engine::load_with_cache(&db_bytes, &keys, Some(&cache_dir))
         .with_context(|| format!("{}", database.display()))?;
-    drop(db_bytes);
+    Ok((engine, loaded))
+}
+
+fn run_local(args: Args) -> anyhow::Result<u8> {
+    // `s3://` arguments are objects in a bucket, scanned after the local paths.
+    let (s3_urls, local): (Vec<PathBuf>, Vec<PathBuf>) = args
+        .paths
+        .iter()
+        .cloned()
+        .partition(|p| p.to_str().is_some_and(|s| s.starts_with("s3://")));
+    let s3_urls = s3_urls
+        .iter()
+        .map(|p| vigil_s3scan::S3Url::parse(&p.to_string_lossy()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !s3_urls.is_empty() && args.quarantine {
+        anyhow::bail!("--quarantine moves local files; for s3:// objects use `vigil-scan s3-worker --rescan URL --quarantine-bucket B`");
+    }
+    let (engine, loaded) = load_engine(
+        args.database.as_deref(),
+        args.config.as_deref(),
+        &args.pubkey,
+        args.cache_dir.as_deref(),
+    )?;
+    let engine = std::sync::Arc::new(engine);
     let timeout = args.timeout.unwrap_or(120);
     let limits = Limits {
         max_filesize: args.max_filesize.unwrap_or(4 << 30),
@@ -314,17 +353,12 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
         args.quarantine.then(|| respond::QuarantineArgs {
             dir: args.quarantine_dir.as_deref(),
             max: args.max_quarantine,
-            paths: &args.paths,
+            paths: &local,
         }),
     )?;
-    let session = responder.as_ref().map(|r| {
-        r.session(
-            args.quarantine,
-            &args.paths,
-            engine.db_version(),
-            ENGINE_VERSION,
-        )
-    });
+    let session = responder
+        .as_ref()
+        .map(|r| r.session(args.quarantine, &local, engine.db_version(), ENGINE_VERSION));
     let start = Instant::now();
     let printer = Printer::new(&args);
     let db = engine.db_version();
@@ -339,7 +373,7 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
     };
     // `-` is standard input, scanned here; everything else goes through the pool, in order.
     let pool = Pool::new(&engine, threads, limits);
-    let mut rest = args.paths.as_slice();
+    let mut rest = local.as_slice();
     while !rest.is_empty() {
         let n = rest
             .iter()
@@ -367,6 +401,25 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
             }
             None => after,
         };
+    }
+    if !s3_urls.is_empty() {
+        let concurrency = args.s3_concurrency.unwrap_or(threads * 2).max(1);
+        let settings = vigil_s3scan::ScanSettings {
+            engine: engine.clone(),
+            limits,
+        };
+        let connect = vigil_s3scan::clients::Connect {
+            endpoint_url: args.endpoint_url.clone(),
+            region: None,
+        };
+        crate::s3::scan_urls(
+            &settings,
+            &connect,
+            &s3_urls,
+            concurrency,
+            &|r| printer.report(&r.path, &r, ENGINE_VERSION),
+            &|why| printer.failed(why),
+        )?;
     }
     let info = EngineInfo {
         engine_version: ENGINE_VERSION.into(),

@@ -1,6 +1,7 @@
 //! vigil-scan: scan files with a vigil database, with clamscan's habits; with `--daemon`, ask
 //! the local scan service instead, as clamdscan asks clamd. `vigil-scan quarantine …` manages
-//! the quarantine store.
+//! the quarantine store; `s3://` paths scan objects in a bucket, and `vigil-scan s3-worker`
+//! scans uploads from an SQS queue and tags them (see `s3.rs`).
 //!
 //! A thin program over `vigil-scan-core`: input is a signed database and trusted keys (or the
 //! agent's socket with `--daemon`) and the paths to scan; output is clamscan-style lines or
@@ -10,12 +11,14 @@
 //! Exit codes, as clamscan documents them: 0 nothing found; 1 something found; 2 an error
 //! occurred (and nothing was found), including a database that fails verification and, with
 //! `--daemon`, a service that cannot be reached. `quarantine` commands: 0 done, 2 usage, an
-//! unknown id, a restore refused (a file exists at the path) or any other error.
+//! unknown id, a restore refused (a file exists at the path) or any other error. `s3-worker`:
+//! see `s3.rs`.
 
 mod cli;
 mod limits;
 mod quarantine;
 mod respond;
+mod s3;
 
 use std::process::ExitCode;
 
@@ -36,7 +39,16 @@ struct Cli {
     #[command(flatten)]
     scan: cli::Args,
     #[command(subcommand)]
-    command: Option<quarantine::Command>,
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Quarantine(quarantine::Command),
+    /// Scan S3 uploads from an SQS queue of event notifications and tag each object
+    /// (GuardDuty's values), or re-scan a prefix after a database update (--rescan).
+    S3Worker(Box<s3::WorkerArgs>),
 }
 
 /// Log lines of the libraries on stderr: with --config or --quarantine, what the response
@@ -45,7 +57,7 @@ struct Cli {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "error,vigil_respond=warn,vigil_respond::actions=info,vigil_outputs=warn",
+            "error,vigil_s3scan=warn,vigil_respond=warn,vigil_respond::actions=info,vigil_outputs=warn",
         )
     });
     tracing_subscriber::fmt()
@@ -60,7 +72,8 @@ fn main() -> ExitCode {
     init_logging();
     let parsed = Cli::parse();
     let result = match parsed.command {
-        Some(cmd) => quarantine::run(cmd),
+        Some(Command::Quarantine(cmd)) => quarantine::run(cmd),
+        Some(Command::S3Worker(args)) => s3::run_worker(*args),
         None => cli::run(parsed.scan),
     };
     match result {
