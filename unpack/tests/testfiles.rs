@@ -87,3 +87,32 @@ fn clamav_testfiles_survey() {
     }
     eprintln!("clam.exe found inside {hits} of {}", names.len());
 }
+
+/// The mail and document formats: clam.exe (by its SHA-256) comes out of each.
+const DOCUMENT_FILES: &[&str] = &[
+    "clam.mail",
+    "clam.exe.mbox.base64",
+    "clam.exe.mbox.uu",
+    "clam.exe.binhex",
+    "clam.exe.szdd",
+    "clam.tnef",
+];
+
+#[test]
+fn clam_exe_comes_out_of_mail_and_documents() {
+    let dir = Path::new("/usr/share/clamav-testfiles");
+    if !dir.is_dir() {
+        eprintln!("SKIP: clamav-testfiles is not installed (apt-get install clamav-testfiles)");
+        return;
+    }
+    let mut missed = Vec::new();
+    for name in DOCUMENT_FILES {
+        let data = std::fs::read(dir.join(name)).unwrap();
+        let c = unpack_all(&data);
+        match c.found.iter().find(|(_, h)| h == CLAM_EXE_SHA256) {
+            Some((chain, _)) => eprintln!("{name}: {chain}"),
+            None => missed.push(format!("{name} ({:?}; {:?})", detect(&data), c.notes)),
+        }
+    }
+    assert!(missed.is_empty(), "clam.exe not found in: {missed:?}");
+}
