@@ -43,7 +43,9 @@ impl Walk<'_> {
             .get("content-disposition")
             .map(|v| parse_params(v).1)
             .unwrap_or_default();
-        let name = param(&disposition, "filename").or_else(|| param(&params, "name"));
+        let name = param(&disposition, "filename")
+            .or_else(|| param(&params, "name"))
+            .and_then(|n| sanitize(&n));
 
         if media.starts_with("multipart/") {
             if let Some(boundary) = param(&params, "boundary").filter(|b| !b.is_empty()) {
@@ -237,10 +239,7 @@ fn split_unquoted(s: &str, sep: char) -> Vec<String> {
 }
 
 fn param(params: &[(String, String)], key: &str) -> Option<String> {
-    params
-        .iter()
-        .find(|(k, _)| k == key)
-        .and_then(|(_, v)| sanitize(v))
+    params.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
 }
 
 /// A member name from a sender's claim: the last path component, printable, bounded.
@@ -400,10 +399,12 @@ fn find_uu_begin(text: &[u8], from: usize) -> Option<(usize, String)> {
 }
 
 /// Decodes uuencoded lines from `start` to `end` (or a line that is not uuencode): the data,
-/// where reading stopped, and whether the `end` line was seen.
+/// where reading stopped, and whether the data was terminated (by the zero-length line that
+/// precedes `end`, or by `end` itself; some encoders' files lose the `end` line).
 fn uudecode(text: &[u8], start: usize) -> (Vec<u8>, usize, bool) {
     let mut out = Vec::new();
     let mut pos = start;
+    let mut terminated = false;
     while pos < text.len() {
         let end = memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |e| pos + e + 1);
         let line = trim_eol(&text[pos..end]);
@@ -417,11 +418,12 @@ fn uudecode(text: &[u8], start: usize) -> (Vec<u8>, usize, bool) {
         let n = usize::from(first.wrapping_sub(b' ') & 63);
         if n == 0 {
             // The '`' (or ' ') line before `end`.
+            terminated = true;
             continue;
         }
         let chars = &line[1..];
         if chars.iter().any(|&c| !(b' '..=b'`').contains(&c)) {
-            return (out, pos, false);
+            return (out, pos, terminated);
         }
         let mut line_out = Vec::with_capacity(n + 2);
         for q in chars.chunks(4) {
@@ -432,7 +434,7 @@ fn uudecode(text: &[u8], start: usize) -> (Vec<u8>, usize, bool) {
         line_out.truncate(n);
         out.extend_from_slice(&line_out);
     }
-    (out, pos, false)
+    (out, pos, terminated)
 }
 
 #[cfg(test)]
@@ -475,6 +477,13 @@ preamble\r\n--outer\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
         let r = Record::run(|s| extract(b"Subject: x\n\nbegin 644 a\n#8V%T\n", s));
         assert_eq!(r.members, vec![("a".to_string(), b"cat".to_vec())]);
         assert!(r.notes.iter().any(|n| n.starts_with("corrupt")));
+    }
+
+    #[test]
+    fn boundary_with_slash_and_equals() {
+        let mail = b"Content-Type: multipart/mixed; boundary=\"MP_/a=b\"\n\n--MP_/a=b\nContent-Type: application/x; name=dir/x.exe\n\nMZ\n--MP_/a=b--\n";
+        let r = Record::run(|s| extract(mail, s));
+        assert_eq!(r.members, vec![("x.exe".to_string(), b"MZ".to_vec())]);
     }
 
     #[test]

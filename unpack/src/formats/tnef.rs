@@ -49,7 +49,9 @@ pub fn extract(data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
         p = start + value.len() + 2;
     }
     att.flush(sink, &mut count)?;
-    if p < data.len() {
+    // Mailers pad with a line break or NULs; anything else is a cut attribute header.
+    let tail = data.get(p..).unwrap_or(&[]);
+    if tail.iter().any(|&c| c != 0 && !c.is_ascii_whitespace()) {
         sink.corrupt("tnef: attribute header cut short");
     }
     Ok(())
