@@ -97,6 +97,8 @@ const DOCUMENT_FILES: &[&str] = &[
     "clam.exe.binhex",
     "clam.exe.szdd",
     "clam.tnef",
+    "clam.exe.html",
+    "clam.pdf",
 ];
 
 #[test]
