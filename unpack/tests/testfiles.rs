@@ -99,6 +99,8 @@ const DOCUMENT_FILES: &[&str] = &[
     "clam.tnef",
     "clam.exe.html",
     "clam.pdf",
+    "clam.ole.doc",
+    "clam.ppt",
 ];
 
 #[test]
