@@ -101,6 +101,7 @@ const DOCUMENT_FILES: &[&str] = &[
     "clam.pdf",
     "clam.ole.doc",
     "clam.ppt",
+    "clam.exe.rtf",
 ];
 
 #[test]
