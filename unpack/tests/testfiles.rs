@@ -102,6 +102,7 @@ const DOCUMENT_FILES: &[&str] = &[
     "clam.ole.doc",
     "clam.ppt",
     "clam.exe.rtf",
+    "clam.sis",
 ];
 
 #[test]
