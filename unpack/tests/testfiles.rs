@@ -103,6 +103,7 @@ const DOCUMENT_FILES: &[&str] = &[
     "clam.ppt",
     "clam.exe.rtf",
     "clam.sis",
+    "clam.chm",
 ];
 
 #[test]
