@@ -119,7 +119,12 @@ fn clam_exe_comes_out_of_mail_and_documents() {
         let c = unpack_all(&data);
         match c.found.iter().find(|(_, h)| h == CLAM_EXE_SHA256) {
             Some((chain, _)) => eprintln!("{name}: {chain}"),
-            None => missed.push(format!("{name} ({:?}; {:?}; {:?})", detect(&data), c.notes, c.found)),
+            None => missed.push(format!(
+                "{name} ({:?}; {:?}; {:?})",
+                detect(&data),
+                c.notes,
+                c.found
+            )),
         }
     }
     assert!(missed.is_empty(), "clam.exe not found in: {missed:?}");

@@ -174,7 +174,10 @@ mod tests {
     fn data_fork_with_runs() {
         // "ab" then 0x90 5 (b four more times), then a literal 0x90.
         let r = Record::run(|s| extract(&file(7, &[b'a', b'b', 0x90, 5, 0x90, 0]), s));
-        assert_eq!(r.members, vec![("a.exe".to_string(), b"abbbbb\x90".to_vec())]);
+        assert_eq!(
+            r.members,
+            vec![("a.exe".to_string(), b"abbbbb\x90".to_vec())]
+        );
         assert!(r.notes.is_empty(), "{:?}", r.notes);
     }
 

@@ -79,7 +79,9 @@ fn u32_at(b: &[u8], p: usize) -> Option<u32> {
 }
 
 fn u64_at(b: &[u8], p: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(p..p.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(p..p.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// The directory's entries, where section 0's content starts, and whether every chunk read.
@@ -102,7 +104,7 @@ fn directory(d: &[u8]) -> Option<(Vec<Entry>, u64, bool)> {
     let header_len = u32_at(itsp, 8)? as usize;
     let chunk_size = u32_at(itsp, 0x10)? as usize;
     let nchunks = u32_at(itsp, 0x2c)? as usize;
-    if chunk_size < 20 || chunk_size > 1 << 20 {
+    if !(20..=1 << 20).contains(&chunk_size) {
         return None;
     }
     let mut entries = Vec::new();
@@ -164,7 +166,10 @@ fn decode_section1(
     budget: u64,
 ) -> (Vec<u8>, Option<String>) {
     let (Some(content), Some(control), Some(reset)) = (content, control, reset) else {
-        return (Vec::new(), Some("compressed section's control files missing".into()));
+        return (
+            Vec::new(),
+            Some("compressed section's control files missing".into()),
+        );
     };
     // ControlData: size, "LZXC", version, reset interval, window size (version 2: in frames).
     let (Some(ver), Some(mut interval), Some(mut window)) =
@@ -189,7 +194,8 @@ fn decode_section1(
     let frames_per_reset = (interval as usize / FRAME).max(1);
     // ResetTable: version, entries, entry size, header size, uncompressed and compressed
     // lengths, frame length; then one compressed offset per frame.
-    let (Some(n), Some(hdr), Some(total)) = (u32_at(reset, 4), u32_at(reset, 12), u64_at(reset, 16))
+    let (Some(n), Some(hdr), Some(total)) =
+        (u32_at(reset, 4), u32_at(reset, 12), u64_at(reset, 16))
     else {
         return (Vec::new(), Some("reset table cut short".into()));
     };

@@ -99,7 +99,11 @@ mod tests {
 
     #[test]
     fn truncated_uri_does_not_panic() {
-        for page in [&b"data:"[..], b"data:;base64,", b"<a href=\"data:x;base64,aGVsbG8"] {
+        for page in [
+            &b"data:"[..],
+            b"data:;base64,",
+            b"<a href=\"data:x;base64,aGVsbG8",
+        ] {
             let r = Record::run(|s| extract(page, s));
             assert!(r.members.len() <= 1);
         }

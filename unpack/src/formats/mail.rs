@@ -33,7 +33,7 @@ impl Walk<'_> {
             return Ok(());
         }
         let (headers, body) = split_headers(raw);
-        let ctype = headers.get("content-type").map(|v| parse_params(v));
+        let ctype = headers.get("content-type").map(parse_params);
         let (media, params) = ctype.unwrap_or_else(|| (String::new(), Vec::new()));
         let cte = headers
             .get("content-transfer-encoding")
@@ -117,7 +117,8 @@ impl Walk<'_> {
                 self.member(&name, &data)?;
             }
             if !complete {
-                self.sink.corrupt(&format!("mail: uuencoded {name} ends early"));
+                self.sink
+                    .corrupt(&format!("mail: uuencoded {name} ends early"));
             }
             if end <= from {
                 break;
@@ -239,17 +240,16 @@ fn split_unquoted(s: &str, sep: char) -> Vec<String> {
 }
 
 fn param(params: &[(String, String)], key: &str) -> Option<String> {
-    params.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
 }
 
 /// A member name from a sender's claim: the last path component, printable, bounded.
 pub(crate) fn sanitize(name: &str) -> Option<String> {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = base
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(255)
-        .collect();
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
     let clean = clean.trim().to_string();
     (!clean.is_empty() && clean != "." && clean != "..").then_some(clean)
 }
@@ -275,7 +275,8 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
         if body[search..].starts_with(b"--") {
             return parts;
         }
-        let line_end = memchr::memchr(b'\n', &body[search..]).map_or(body.len(), |e| search + e + 1);
+        let line_end =
+            memchr::memchr(b'\n', &body[search..]).map_or(body.len(), |e| search + e + 1);
         current = Some(line_end);
         search = line_end;
         if parts.len() >= MAX_PARTS {
@@ -300,8 +301,14 @@ fn trim_eol(l: &[u8]) -> &[u8] {
 }
 
 fn trim(l: &[u8]) -> &[u8] {
-    let start = l.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(l.len());
-    let end = l.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = l
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(l.len());
+    let end = l
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &l[start..end.max(start)]
 }
 

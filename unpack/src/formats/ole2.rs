@@ -126,7 +126,9 @@ fn cstr(b: &[u8], p: &mut usize) -> Option<String> {
 }
 
 pub(crate) fn u32_at(b: &[u8], p: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(p..p.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(p..p.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 /// PowerPoint's ExOleObjStg records (type 0x1011): instance 1 holds a u32 size and a zlib
@@ -137,7 +139,8 @@ fn powerpoint_objects(s: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
     for _ in 0..MAX_RECORDS {
         let (Some(vi), Some(ty), Some(len)) = (
             s.get(p..p + 2).map(|b| u16::from_le_bytes([b[0], b[1]])),
-            s.get(p + 2..p + 4).map(|b| u16::from_le_bytes([b[0], b[1]])),
+            s.get(p + 2..p + 4)
+                .map(|b| u16::from_le_bytes([b[0], b[1]])),
             u32_at(s, p + 4),
         ) else {
             break;
@@ -216,8 +219,12 @@ mod tests {
             ("/ObjectPool/_1/\u{1}Ole10Native", &native),
         ]);
         let r = Record::run(|s| extract(&f, s));
-        assert!(r.members.contains(&("WordDocument".to_string(), b"text".to_vec())));
-        assert!(r.members.contains(&("evil.exe".to_string(), b"MZ payload".to_vec())));
+        assert!(r
+            .members
+            .contains(&("WordDocument".to_string(), b"text".to_vec())));
+        assert!(r
+            .members
+            .contains(&("evil.exe".to_string(), b"MZ payload".to_vec())));
         assert!(r.notes.is_empty(), "{:?}", r.notes);
     }
 
@@ -238,7 +245,10 @@ mod tests {
         doc.extend_from_slice(&(inner.len() as u32).to_le_bytes());
         doc.extend_from_slice(&inner);
         let r = Record::run(|s| powerpoint_objects(&doc, s));
-        assert_eq!(r.members, vec![("object-1".to_string(), b"inner ole".to_vec())]);
+        assert_eq!(
+            r.members,
+            vec![("object-1".to_string(), b"inner ole".to_vec())]
+        );
     }
 
     #[test]

@@ -97,7 +97,12 @@ fn stream_end(data: &[u8], dict: &[u8], start: usize) -> (usize, bool) {
     }
 }
 
-fn decode_and_deliver(sink: &mut dyn Sink, name: &str, dict: &[u8], raw: &[u8]) -> Result<(), Stop> {
+fn decode_and_deliver(
+    sink: &mut dyn Sink,
+    name: &str,
+    dict: &[u8],
+    raw: &[u8],
+) -> Result<(), Stop> {
     let budget = sink.budget();
     let mut cur: Vec<u8> = Vec::new();
     let mut decoded = false;
@@ -388,7 +393,10 @@ fn string_after(dict: &[u8], key: &[u8]) -> Option<String> {
     while let Some(p) = memmem::find(&dict[search..], key) {
         let end = search + p + key.len();
         search = end;
-        if !dict.get(end).is_some_and(|&c| c == b'(' || c.is_ascii_whitespace()) {
+        if !dict
+            .get(end)
+            .is_some_and(|&c| c == b'(' || c.is_ascii_whitespace())
+        {
             continue;
         }
         let Some(body) = skip_ws(&dict[end..]).strip_prefix(b"(") else {
@@ -473,17 +481,30 @@ mod tests {
     #[test]
     fn filters_lengths_and_embedded_names() {
         let z = zlib(b"inner payload");
-        let mut pdf = b"%PDF-1.4\n1 0 obj\n<< /Length 5 >>\nstream\nhello\nendstream\nendobj\n".to_vec();
-        pdf.extend_from_slice(format!("2 0 obj\n<< /Length 3 0 R /Filter /FlateDecode /Type /EmbeddedFile >>\nstream\n").as_bytes());
+        let mut pdf =
+            b"%PDF-1.4\n1 0 obj\n<< /Length 5 >>\nstream\nhello\nendstream\nendobj\n".to_vec();
+        pdf.extend_from_slice(
+            b"2 0 obj\n<< /Length 3 0 R /Filter /FlateDecode /Type /EmbeddedFile >>\nstream\n",
+        );
         pdf.extend_from_slice(&z);
-        pdf.extend_from_slice(format!("\nendstream\nendobj\n3 0 obj\n{}\nendobj\n", z.len()).as_bytes());
-        pdf.extend_from_slice(b"4 0 obj\n<< /Type /Filespec /F (dir/evil.exe) /EF << /F 2 0 R >> >>\nendobj\n");
+        pdf.extend_from_slice(
+            format!("\nendstream\nendobj\n3 0 obj\n{}\nendobj\n", z.len()).as_bytes(),
+        );
+        pdf.extend_from_slice(
+            b"4 0 obj\n<< /Type /Filespec /F (dir/evil.exe) /EF << /F 2 0 R >> >>\nendobj\n",
+        );
         pdf.extend_from_slice(b"5 0 obj\n<< /Filter [/AHx /A85] >>\nstream\n3c7e3c2b5c3d5c4040407e3e>\nendstream\nendobj\n");
         let r = Record::run(|s| extract(&pdf, s));
         assert_eq!(r.members[0], ("obj-1".to_string(), b"hello".to_vec()));
-        assert_eq!(r.members[1], ("evil.exe".to_string(), b"inner payload".to_vec()));
+        assert_eq!(
+            r.members[1],
+            ("evil.exe".to_string(), b"inner payload".to_vec())
+        );
         assert_eq!(r.members[2].0, "obj-5");
-        assert_eq!(ascii85(b"<~87cURD]i,\"Ebo80~>").into_whole(), b"Hello World!");
+        assert_eq!(
+            ascii85(b"<~87cURD]i,\"Ebo80~>").into_whole(),
+            b"Hello World!"
+        );
         assert!(r.notes.is_empty(), "{:?}", r.notes);
     }
 
@@ -510,7 +531,8 @@ mod tests {
 
     #[test]
     fn encrypted_is_reported() {
-        let pdf = b"%PDF-1.4\n1 0 obj\n<<>>\nstream\nxx\nendstream\ntrailer\n<< /Encrypt 9 0 R >>\n";
+        let pdf =
+            b"%PDF-1.4\n1 0 obj\n<<>>\nstream\nxx\nendstream\ntrailer\n<< /Encrypt 9 0 R >>\n";
         let r = Record::run(|s| extract(pdf, s));
         assert!(r.members.is_empty());
         assert_eq!(r.notes, vec!["encrypted "]);

@@ -25,7 +25,8 @@ pub fn extract(data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
                 Some(Ole1 { class, native }) if class.eq_ignore_ascii_case("package") => {
                     match super::ole2::package(native) {
                         Some((label, file)) => {
-                            let name = super::mail::sanitize(&label).unwrap_or_else(|| fallback.clone());
+                            let name =
+                                super::mail::sanitize(&label).unwrap_or_else(|| fallback.clone());
                             sink.member(&name, file)?;
                         }
                         None => sink.member(&fallback, native)?,
@@ -66,7 +67,9 @@ fn objdata(data: &[u8], start: usize, budget: u64) -> (Option<Vec<u8>>, usize, b
                 i = next;
                 if word == b"bin" {
                     let n = param.unwrap_or(0).max(0) as usize;
-                    let raw = data.get(i..i.saturating_add(n).min(data.len())).unwrap_or(&[]);
+                    let raw = data
+                        .get(i..i.saturating_add(n).min(data.len()))
+                        .unwrap_or(&[]);
                     out.extend_from_slice(raw);
                     i += raw.len();
                 }

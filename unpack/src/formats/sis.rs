@@ -78,7 +78,9 @@ pub fn extract(data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
                     return Ok(());
                 };
                 let skip = u64::from(n) * u64::from(nlangs) * 8;
-                p = p.saturating_add(4).saturating_add(usize::try_from(skip).unwrap_or(usize::MAX));
+                p = p
+                    .saturating_add(4)
+                    .saturating_add(usize::try_from(skip).unwrap_or(usize::MAX));
             }
             // If and else-if: an expression of the given size.
             3 | 4 => {
@@ -126,7 +128,11 @@ impl FileRecord {
             };
             data.push((r.u32(lens + 4 * i)?, r.u32(ptrs + 4 * i)?, orig));
         }
-        let next = if release6 { origs + 4 * n + 8 } else { ptrs + 4 * n };
+        let next = if release6 {
+            origs + 4 * n + 8
+        } else {
+            ptrs + 4 * n
+        };
         let named = |(len, ptr): (u32, u32)| (len > 0).then_some((len, ptr));
         Some(FileRecord {
             source: named(src),
@@ -176,8 +182,7 @@ mod tests {
         let stored = if nocompress {
             payload.to_vec()
         } else {
-            let mut z =
-                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
             z.write_all(payload).unwrap();
             z.finish().unwrap()
         };
@@ -192,7 +197,17 @@ mod tests {
         let rec_len = 4 + 24 + 12 + 8;
         let name_ptr = 0x64 + rec_len as u32;
         let data_ptr = name_ptr + 11;
-        for v in [0u32, 0, 0, 0, 0, 11, name_ptr, stored.len() as u32, data_ptr] {
+        for v in [
+            0u32,
+            0,
+            0,
+            0,
+            0,
+            11,
+            name_ptr,
+            stored.len() as u32,
+            data_ptr,
+        ] {
             h.extend_from_slice(&v.to_le_bytes());
         }
         h.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -206,7 +221,10 @@ mod tests {
     fn compressed_and_stored_files() {
         for nocompress in [false, true] {
             let r = Record::run(|s| extract(&sis(b"var x = 1;", nocompress), s));
-            assert_eq!(r.members, vec![("a.js".to_string(), b"var x = 1;".to_vec())]);
+            assert_eq!(
+                r.members,
+                vec![("a.js".to_string(), b"var x = 1;".to_vec())]
+            );
             assert!(r.notes.is_empty(), "{:?}", r.notes);
         }
     }

@@ -195,7 +195,9 @@ impl<'a> Reader<'a> {
 }
 
 fn u32_at(b: &[u8], p: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(p..p.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(p..p.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn cstr(v: &[u8]) -> Option<String> {
