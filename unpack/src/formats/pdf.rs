@@ -31,6 +31,9 @@ pub fn extract(data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
     let mut search = 0;
     while let Some(p) = finder.find(&data[search..]) {
         let kw = search + p;
+        // The dictionary is looked for only since the previous keyword, so that the look-back
+        // costs at most one pass over the file however many keywords it holds.
+        let since = search;
         search = kw + 6;
         if kw >= 3 && &data[kw - 3..kw] == b"end" {
             continue;
@@ -40,7 +43,7 @@ pub fn extract(data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
             (Some(b'\r' | b'\n'), _) => kw + 7,
             _ => continue,
         };
-        let lo = kw.saturating_sub(MAX_DICT);
+        let lo = kw.saturating_sub(MAX_DICT).max(since);
         let obj = memmem::rfind(&data[lo..kw], b"obj").map(|o| lo + o);
         let dict = &data[obj.map_or(lo, |o| o + 3)..kw];
         if memmem::find(dict, b"<<").is_none() {
@@ -360,15 +363,22 @@ fn resolve_int(data: &[u8], num: u64) -> Option<u64> {
 fn embedded_names(data: &[u8]) -> HashMap<u64, String> {
     let mut names = HashMap::new();
     let mut search = 0;
+    let mut next_endobj = 0;
     while let Some(p) = memmem::find(&data[search..], b"/EF") {
         let at = search + p;
+        let since = search;
         search = at + 3;
         if names.len() >= MAX_STREAMS {
             break;
         }
-        let lo = at.saturating_sub(MAX_DICT);
+        // The look-back stops at the previous /EF, so many /EF keywords cost linear time.
+        let lo = at.saturating_sub(MAX_DICT).max(since);
         let obj_start = memmem::rfind(&data[lo..at], b"obj").map_or(lo, |o| lo + o);
-        let obj_end = memmem::find(&data[at..], b"endobj").map_or(data.len(), |e| at + e);
+        if next_endobj < at {
+            // Searched again only once passed, so the forward searches add up to one pass.
+            next_endobj = memmem::find(&data[at..], b"endobj").map_or(data.len(), |e| at + e);
+        }
+        let obj_end = next_endobj.min(at.saturating_add(MAX_DICT));
         let spec = &data[obj_start..obj_end];
         let rest = skip_ws(&data[search..]);
         let Some(rest) = rest.strip_prefix(b"<<") else {
@@ -527,6 +537,23 @@ mod tests {
         assert_eq!(r.members.len(), 1);
         assert!(body.starts_with(&r.members[0].1) && !r.members[0].1.is_empty());
         assert!(r.corrupt());
+    }
+
+    #[test]
+    fn many_keywords_cost_linear_time() {
+        // 300,000 `stream` keywords with no object before them: the dictionary look-back must
+        // not rescan 64 KiB for each.
+        let mut pdf = b"%PDF-1.4\n".to_vec();
+        pdf.extend_from_slice(&vec![b' '; 64 * 1024]);
+        pdf.extend_from_slice(&b"stream\n/EF ".repeat(300_000));
+        let t = std::time::Instant::now();
+        let r = Record::run(|s| extract(&pdf, s));
+        assert!(r.members.is_empty());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

@@ -13,10 +13,13 @@ const MAX_OBJECTS: usize = 10_000;
 pub fn extract(data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
     let mut n = 0;
     let mut search = 0;
+    // Where the objdata groups lie: \bin data inside them was handed out with the object.
+    let mut groups = Vec::new();
     while let Some(p) = memmem::find(&data[search..], b"\\objdata") {
         let start = search + p + 8;
         let (hex, end, closed) = objdata(data, start, sink.budget());
         search = end.max(start);
+        groups.push((start, search));
         n += 1;
         let fallback = format!("object-{n}");
         match hex {
@@ -45,7 +48,7 @@ pub fn extract(data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
             return Ok(());
         }
     }
-    bins(data, sink)
+    bins(data, &groups, sink)
 }
 
 /// The bytes of the objdata group starting at `start` (hex pairs; `\bin N` raw bytes), where
@@ -153,14 +156,17 @@ fn ole1(b: &[u8]) -> Option<Ole1<'_>> {
 }
 
 /// `\bin N` outside objdata: N raw bytes, handed out as `bin-K`.
-fn bins(data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
+fn bins(data: &[u8], groups: &[(usize, usize)], sink: &mut dyn Sink) -> Result<(), Stop> {
     let mut k = 0;
     let mut search = 0;
     while let Some(p) = memmem::find(&data[search..], b"\\bin") {
         let at = search + p;
         let (word, param, next) = control_word(data, at + 1);
         search = next.max(at + 4);
-        if word != b"bin" || in_objdata(data, at) {
+        // `groups` is in file order and does not overlap.
+        let i = groups.partition_point(|&(_, end)| end <= at);
+        let inside = groups.get(i).is_some_and(|&(start, _)| start <= at);
+        if word != b"bin" || inside {
             continue;
         }
         let Some(n) = param.filter(|&n| n > 0).map(|n| n as usize) else {
@@ -184,24 +190,6 @@ fn bins(data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
         }
     }
     Ok(())
-}
-
-/// Whether `at` lies inside an objdata group (those \bin bytes were handed out already).
-fn in_objdata(data: &[u8], at: usize) -> bool {
-    let lo = at.saturating_sub(1 << 20);
-    let Some(od) = memmem::rfind(&data[lo..at], b"\\objdata") else {
-        return false;
-    };
-    let mut depth = 0i64;
-    for &c in &data[lo + od..at] {
-        match c {
-            b'{' => depth += 1,
-            b'}' if depth == 0 => return false,
-            b'}' => depth -= 1,
-            _ => {}
-        }
-    }
-    true
 }
 
 #[cfg(test)]
