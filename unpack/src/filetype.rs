@@ -113,9 +113,13 @@ fn binary(d: &[u8]) -> Option<FileType> {
         FileType::Zstd
     } else if at(d, 0, b"7z\xbc\xaf\x27\x1c") {
         FileType::SevenZip
-    } else if at(d, 0, b"070707") || at(d, 0, b"070701") || at(d, 0, b"070702") {
-        FileType::Cpio
-    } else if at(d, 0, &[0xc7, 0x71]) || at(d, 0, &[0x71, 0xc7]) {
+    } else if at(d, 0, b"070707")
+        || at(d, 0, b"070701")
+        || at(d, 0, b"070702")
+        || at(d, 0, &[0xc7, 0x71])
+        || at(d, 0, &[0x71, 0xc7])
+    {
+        // ASCII (odc, newc, crc) and binary (both byte orders) cpio.
         FileType::Cpio
     } else if at(d, 0, b"MSCF\0\0\0\0") {
         FileType::Cab

@@ -21,3 +21,6 @@ pub mod szdd;
 pub mod tar;
 pub mod tnef;
 pub mod zip;
+
+#[cfg(test)]
+pub(crate) mod testsink;
