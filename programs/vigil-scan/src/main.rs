@@ -13,6 +13,7 @@
 //! unknown id, a restore refused (a file exists at the path) or any other error.
 
 mod cli;
+mod image;
 mod quarantine;
 mod respond;
 
