@@ -102,7 +102,7 @@ fn header(src: &dyn ReadAt, ss: u64, lba: u64) -> Result<Header, TableError> {
     }
     let count = u32_at(&sector, 80);
     let entry_size = u32_at(&sector, 84);
-    if entry_size < 128 || entry_size % 8 != 0 {
+    if entry_size < 128 || !entry_size.is_multiple_of(8) {
         return Err(gpt_err(format!(
             "partition entry size {entry_size} (must be a multiple of 8, at least 128)"
         )));

@@ -110,3 +110,51 @@ pub fn read(src: &dyn ReadAt) -> Result<Table, TableError> {
     }
     Err(TableError::Unrecognised { size })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn gpt_disk() -> Vec<u8> {
+        let mut d = vec![0u8; 256 * 1024];
+        crate::gpt::write(&mut d, &[(40, 200, "a"), (201, 400, "b")]);
+        d
+    }
+
+    proptest! {
+        // Hostile layouts: random bytes, and a valid GPT or MBR with bytes flipped in the
+        // tables. Errors are fine; panics and runaway allocations are not.
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..5000)) {
+            let _ = read(&data);
+        }
+
+        #[test]
+        fn damaged_tables_never_panic(flips in proptest::collection::vec((0usize..1536, any::<u8>()), 1..16)) {
+            let mut d = gpt_disk();
+            for (at, b) in &flips {
+                d[*at] ^= b;
+            }
+            let _ = read(&d);
+            let mut m = vec![0u8; 64 * 1024];
+            crate::mbr::write(&mut m, &[(0x83, 1, 10), (0x05, 20, 60)]);
+            crate::mbr::write(&mut m[20 * 512..], &[(0x83, 1, 5), (0x05, 20, 10)]);
+            for (at, b) in &flips {
+                m[at % 512 + if at & 512 != 0 { 20 * 512 } else { 0 }] ^= b;
+            }
+            let _ = read(&m);
+        }
+    }
+
+    #[test]
+    fn bare_ext_and_garbage() {
+        let mut d = vec![0u8; 8192];
+        d[1024 + 56] = 0x53;
+        d[1024 + 57] = 0xEF;
+        assert_eq!(read(&d).expect("bare").scheme, Scheme::Bare);
+        let e = read(&vec![7u8; 8192]).expect_err("garbage").to_string();
+        assert!(e.contains("not a disk image"), "{e}");
+        assert!(matches!(read(&Vec::new()), Err(TableError::Empty)));
+    }
+}
