@@ -20,6 +20,7 @@ use vigil_scan_core::service::{
 };
 use vigil_scan_core::{Engine, Limits, Pool, ScanError, Scanned, Targets, ENGINE_VERSION};
 
+use crate::image::{self, Origin};
 use crate::respond;
 
 #[derive(Parser)]
@@ -95,9 +96,14 @@ pub struct Args {
     /// $AWS_ENDPOINT_URL, else AWS]; path-style addressing is used with it.
     #[arg(long, value_name = "URL", conflicts_with = "daemon")]
     endpoint_url: Option<String>,
+    /// A disk image or block device to scan inside (repeatable): GPT or MBR partitions or a
+    /// bare filesystem, ext2/3/4 read without mounting. Findings are named
+    /// IMAGE:PART:/path/in/image (IMAGE:/path without a partition table).
+    #[arg(long, value_name = "FILE|DEVICE", conflicts_with_all = ["daemon", "quarantine"])]
+    image: Vec<PathBuf>,
     /// Files or directories; `-` reads stdin; `s3://BUCKET/PREFIX` scans every object under
     /// the prefix (credentials and region from the standard AWS chain).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "image")]
     paths: Vec<PathBuf>,
 }
 
@@ -160,11 +166,19 @@ impl Printer {
 
     /// Prints `r` under the name `path` (what the user typed, not the service's absolute path).
     fn report(&self, path: &str, r: &FileResult, engine_version: &str) {
-        self.report_with(path, r, engine_version, None);
+        self.report_with(path, r, engine_version, None, None);
     }
 
-    /// [`Printer::report`], with `note` (what quarantine did) after each FOUND.
-    fn report_with(&self, path: &str, r: &FileResult, engine_version: &str, note: Option<&str>) {
+    /// [`Printer::report`], with `note` (what quarantine did) after each FOUND; `origin` when
+    /// the file is inside a disk image (JSON then says which image, partition and path).
+    fn report_with(
+        &self,
+        path: &str,
+        r: &FileResult,
+        engine_version: &str,
+        note: Option<&str>,
+        origin: Option<&Origin>,
+    ) {
         self.totals
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -185,6 +199,13 @@ impl Printer {
                             "engine_version": engine_version, "db_version": r.db_version,
                         });
                         let mut line = line;
+                        if let Some(o) = origin {
+                            line["path"] = json!(f.located(&o.path));
+                            line["file"] = json!(o.path);
+                            line["image"] = json!(o.image);
+                            line["partition"] = json!(o.partition);
+                            line["partition_name"] = json!(o.partition_name);
+                        }
                         if let Some(n) = note {
                             line["response"] = json!(n);
                         }
@@ -219,6 +240,15 @@ impl Printer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .errors += 1;
+    }
+
+    /// Something not scanned by design (a volume of another filesystem): counted as skipped.
+    fn skipped(&self, what: &str) {
+        eprintln!("{what}");
+        self.totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .skipped += 1;
     }
 
     /// Prints the summary (unless `--no-summary`) and returns the exit code.
@@ -362,14 +392,20 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
     let start = Instant::now();
     let printer = Printer::new(&args);
     let db = engine.db_version();
-    let report = |path: &Path, outcome| {
-        let r = FileResult::from_scan(path.display().to_string(), db, outcome);
+    let emit = |path: &Path, r: FileResult, origin: Option<&Origin>| {
         // Standard input has no path to track or quarantine.
         let note = session
             .as_ref()
             .filter(|_| path != Path::new("stdin"))
             .and_then(|s| respond::file(s, path, &r));
-        printer.report_with(&r.path, &r, ENGINE_VERSION, note.as_deref());
+        printer.report_with(&r.path, &r, ENGINE_VERSION, note.as_deref(), origin);
+    };
+    let report = |path: &Path, outcome| {
+        emit(
+            path,
+            FileResult::from_scan(path.display().to_string(), db, outcome),
+            None,
+        );
     };
     // `-` is standard input, scanned here; everything else goes through the pool, in order.
     let pool = Pool::new(&engine, threads, limits);
@@ -420,6 +456,12 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
             &|r| printer.report(&r.path, &r, ENGINE_VERSION),
             &|why| printer.failed(why),
         )?;
+    if !args.image.is_empty() {
+        let sink = ImageSink {
+            printer: &printer,
+            emit: &emit,
+        };
+        image::scan(&args.image, &engine, &limits, threads, &sink);
     }
     let info = EngineInfo {
         engine_version: ENGINE_VERSION.into(),
@@ -438,6 +480,27 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
     };
     // A scan whose findings could not be recorded is an error, whatever it found.
     Ok(if responded { code } else { code.max(2) })
+}
+
+/// Image scan results into the same printer and response as files on disk.
+struct ImageSink<'a> {
+    printer: &'a Printer,
+    emit: &'a (dyn Fn(&Path, FileResult, Option<&Origin>) + Sync),
+}
+
+impl image::Sink for ImageSink<'_> {
+    fn result(&self, origin: &Origin, r: FileResult) {
+        let shown = PathBuf::from(&r.path);
+        (self.emit)(&shown, r, Some(origin));
+    }
+
+    fn failed(&self, what: &str) {
+        self.printer.failed(what);
+    }
+
+    fn skipped(&self, what: &str) {
+        self.printer.skipped(what);
+    }
 }
 
 /// `--socket`, else `$VIGIL_SOCKET`, else the default path.

@@ -16,6 +16,7 @@
 
 mod cli;
 mod limits;
+mod image;
 mod quarantine;
 mod respond;
 mod s3;
