@@ -456,6 +456,7 @@ fn run_local(args: Args) -> anyhow::Result<u8> {
             &|r| printer.report(&r.path, &r, ENGINE_VERSION),
             &|why| printer.failed(why),
         )?;
+    }
     if !args.image.is_empty() {
         let sink = ImageSink {
             printer: &printer,
