@@ -124,7 +124,7 @@ struct BitWriter {
 impl BitWriter {
     fn put(&mut self, v: u32, n: u32) {
         for i in (0..n).rev() {
-            if self.bits % 8 == 0 {
+            if self.bits.is_multiple_of(8) {
                 self.out.push(0);
             }
             if (v >> i) & 1 == 1 {

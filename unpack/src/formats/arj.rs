@@ -6,8 +6,10 @@
 //! use, with 510 literal/length symbols and 17 offset classes), or LZ77 with unary-prefixed
 //! lengths and offsets (method 4, "fastest"). Each member's CRC-32 is checked.
 //!
-//! The decoders are written here: crates.io has no maintained pure-Rust ARJ decoder (only an
-//! unmaintained binding to a C library), and both schemes are small.
+//! The decoders are written here, from the format's description (about 300 lines): on crates.io,
+//! `unarj-rs` was declared finished by its author after three releases in May 2024, and
+//! `unarc-rs`, which is maintained, brings a whole zoo of retro formats and the unrar C++
+//! library with it; neither promises anything about hostile input or memory bounds.
 
 use std::borrow::Cow;
 
@@ -264,22 +266,29 @@ mod lzh {
 
     /// A prefix code: one symbol (sent as "zero lengths, then the symbol": no bits per use)
     /// or a complete canonical code.
-    enum Code {
-        Single(u16),
-        Canonical {
-            count: [u32; 17],
-            /// The first code of each length.
-            first: [u32; 17],
-            /// Left-justified to 16 bits, the end of each length's codes.
-            limit: [u32; 17],
-            /// Index into `symbols` of each length's first symbol.
-            offset: [usize; 17],
-            /// Symbols by (length, value): the canonical order.
-            symbols: Vec<u16>,
-        },
+    struct Code {
+        single: Option<u16>,
+        /// The first code of each length.
+        first: [u32; 17],
+        /// Left-justified to 16 bits, the end of the codes up to each length.
+        limit: [u32; 17],
+        /// Index into `symbols` of each length's first symbol.
+        offset: [u16; 17],
+        /// Symbols by (length, value): the canonical order.
+        symbols: Vec<u16>,
     }
 
     impl Code {
+        fn single(s: u16) -> Code {
+            Code {
+                single: Some(s),
+                first: [0; 17],
+                limit: [0; 17],
+                offset: [0; 17],
+                symbols: Vec::new(),
+            }
+        }
+
         fn build(lens: &[u8]) -> Result<Code, &'static str> {
             let mut count = [0u32; 17];
             for &l in lens {
@@ -288,53 +297,54 @@ mod lzh {
                 }
                 count[usize::from(l)] += 1;
             }
-            count[0] = 0;
             // The code must fill the 16-bit space exactly (ARJ's own decoder insists too).
             let space: u32 = (1..17).map(|l| count[l] << (16 - l)).sum();
             if space != 1 << 16 {
                 return Err(BAD_TABLE);
             }
-            let (mut first, mut limit, mut offset) = ([0u32; 17], [0u32; 17], [0usize; 17]);
-            let mut symbols = Vec::with_capacity(lens.len());
-            let mut code = 0u32;
-            for l in 1..17 {
-                first[l] = code;
-                limit[l] = (code + count[l]) << (16 - l);
-                offset[l] = symbols.len();
-                symbols.extend(
-                    (0..lens.len())
-                        .filter(|&s| usize::from(lens[s]) == l)
-                        .map(|s| s as u16),
-                );
-                code = (code + count[l]) << 1;
+            let mut code = Code::single(0);
+            code.single = None;
+            let mut next = 0u32;
+            let mut at = 0u16;
+            for (l, &n) in count.iter().enumerate().skip(1) {
+                code.first[l] = next;
+                code.limit[l] = (next + n) << (16 - l);
+                code.offset[l] = at;
+                // At most NC = 510 symbols.
+                at += n as u16;
+                next = (next + n) << 1;
             }
-            Ok(Code::Canonical {
-                count,
-                first,
-                limit,
-                offset,
-                symbols,
-            })
+            // Symbols in canonical order by one counting pass (a hostile stream may send a
+            // new table every few bytes).
+            code.symbols = vec![0; usize::from(at)];
+            let mut fill = code.offset;
+            for (s, &l) in lens.iter().enumerate() {
+                if l > 0 {
+                    let slot = &mut fill[usize::from(l)];
+                    if let Some(dst) = code.symbols.get_mut(usize::from(*slot)) {
+                        *dst = s as u16;
+                    }
+                    *slot += 1;
+                }
+            }
+            Ok(code)
         }
 
         fn read(&self, bits: &mut Bits) -> Result<usize, &'static str> {
-            let (count, first, limit, offset, symbols) = match self {
-                Code::Single(s) => return Ok(usize::from(*s)),
-                Code::Canonical {
-                    count,
-                    first,
-                    limit,
-                    offset,
-                    symbols,
-                } => (count, first, limit, offset, symbols),
-            };
+            if let Some(s) = self.single {
+                return Ok(usize::from(s));
+            }
             let v = bits.peek16();
-            // Codes of each length fill one interval of the 16-bit space, in length order.
+            // The codes of each length fill the interval after the shorter ones' (a length
+            // with no codes has an empty one, so the first limit above `v` is its length).
             for l in 1..17 {
-                if count[l] > 0 && v < limit[l] {
-                    let code = (v >> (16 - l)).checked_sub(first[l]).ok_or(BAD_TABLE)?;
-                    let s = symbols
-                        .get(offset[l] + code as usize)
+                if v < self.limit[l] {
+                    let code = (v >> (16 - l))
+                        .checked_sub(self.first[l])
+                        .ok_or(BAD_TABLE)?;
+                    let s = self
+                        .symbols
+                        .get(usize::from(self.offset[l]) + code as usize)
                         .copied()
                         .ok_or(BAD_TABLE)?;
                     bits.skip(l as u32)?;
@@ -357,7 +367,7 @@ mod lzh {
         if n == 0 {
             let c = bits.bits(nbit)?;
             return if (c as usize) < nn {
-                Ok(Code::Single(c as u16))
+                Ok(Code::single(c as u16))
             } else {
                 Err(BAD_TABLE)
             };
@@ -393,7 +403,7 @@ mod lzh {
         if n == 0 {
             let c = bits.bits(CBIT)? as usize;
             return if c < NC {
-                Ok(Code::Single(c as u16))
+                Ok(Code::single(c as u16))
             } else {
                 Err(BAD_TABLE)
             };
@@ -436,7 +446,7 @@ mod lzh {
     fn run(src: &[u8], want: usize, out: &mut Vec<u8>) -> Result<(), &'static str> {
         let mut bits = Bits::new(src);
         let mut left = 0u32;
-        let (mut c_code, mut p_code) = (Code::Single(0), Code::Single(0));
+        let (mut c_code, mut p_code) = (Code::single(0), Code::single(0));
         // Every symbol adds at least one byte: at most `want` rounds.
         while out.len() < want {
             if left == 0 {
