@@ -131,7 +131,8 @@ fn binary(d: &[u8]) -> Option<FileType> {
         FileType::Tnef
     } else if at(d, 0, b"ITSF") {
         FileType::Chm
-    } else if at(d, 0, &[0x60, 0xea]) {
+    } else if at(d, 0, &[0x60, 0xea]) && crate::formats::arj::header_ok(d) {
+        // The basic header's CRC-32 must hold: two bytes of magic alone match too much.
         FileType::Arj
     } else if at(d, 0, b"\x7fELF") {
         FileType::Elf

@@ -225,3 +225,62 @@ fn damaged_documents_never_panic() {
         }
     }
 }
+
+/// ARJ (method 1, Huffman-coded LZ77): clam.exe comes out of clam.arj whole, its CRC-32 holding;
+/// every truncation and a few hundred byte-flipped copies return without a panic, a member
+/// whose data is cut gives nothing, and whatever comes out unflagged is clam.exe itself.
+#[test]
+fn clam_exe_comes_out_of_arj_and_damage_is_caught() {
+    use vigil_unpack::FileType;
+    let path = Path::new("/usr/share/clamav-testfiles/clam.arj");
+    if !path.is_file() {
+        eprintln!("SKIP: clamav-testfiles is not installed (apt-get install clamav-testfiles)");
+        return;
+    }
+    let data = std::fs::read(path).unwrap();
+    assert_eq!(detect(&data), FileType::Arj);
+    let c = unpack_all(&data);
+    assert_eq!(
+        c.found,
+        vec![("clam.exe".to_string(), CLAM_EXE_SHA256.to_string())]
+    );
+    assert!(c.notes.is_empty(), "{:?}", c.notes);
+    // The member's compressed data runs from 0x78 to 0x185, then the end-of-archive header.
+    for cut in 0..data.len() {
+        let mut c = Collect::default();
+        extract(FileType::Arj, &data[..cut], &mut c).unwrap();
+        assert!(
+            c.notes.iter().any(|n| n.starts_with("corrupt")),
+            "cut at {cut}: {:?}",
+            c.notes
+        );
+        if cut < 0x185 {
+            assert!(c.found.is_empty(), "cut at {cut}: {:?}", c.found);
+        }
+        let _ = unpack_all(&data[..cut]);
+    }
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..500 {
+        let mut v = data.clone();
+        for _ in 0..1 + next() % 4 {
+            let i = (next() % v.len() as u64) as usize;
+            v[i] = next() as u8;
+        }
+        let mut c = Collect::default();
+        extract(FileType::Arj, &v, &mut c).unwrap();
+        if !c.notes.iter().any(|n| n.starts_with("corrupt")) {
+            assert!(
+                c.found.iter().all(|(_, h)| h == CLAM_EXE_SHA256),
+                "{:?}",
+                c.found
+            );
+        }
+        let _ = unpack_all(&v);
+    }
+}
