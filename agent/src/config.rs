@@ -275,17 +275,28 @@ mod tests {
         let s = Settings::parse(head, p).unwrap();
         assert!(s.agent.clamd.is_none(), "off unless configured");
         let s = Settings::parse(
-            &format!("{head}[agent.clamd]\nunix_socket = \"run/clamd.sock\"\ntcp = \"127.0.0.1:3310\""),
+            &format!(
+                "{head}[agent.clamd]\nunix_socket = \"run/clamd.sock\"\ntcp = \"127.0.0.1:3310\""
+            ),
             p,
         )
         .unwrap();
         let c = s.agent.clamd.unwrap();
-        assert_eq!(c.unix_socket.as_deref(), Some(Path::new("/etc/vigil/run/clamd.sock")));
-        assert_eq!(c.tcp_addr().unwrap(), Some("127.0.0.1:3310".parse().unwrap()));
+        assert_eq!(
+            c.unix_socket.as_deref(),
+            Some(Path::new("/etc/vigil/run/clamd.sock"))
+        );
+        assert_eq!(
+            c.tcp_addr().unwrap(),
+            Some("127.0.0.1:3310".parse().unwrap())
+        );
         assert_eq!(c.stream_max_length, 25 << 20);
         assert!(!c.tcp_path_scans);
         for (section, words) in [
-            ("tcp = \"0.0.0.0:3310\"", &["0.0.0.0:3310", "allow_remote"][..]),
+            (
+                "tcp = \"0.0.0.0:3310\"",
+                &["0.0.0.0:3310", "allow_remote"][..],
+            ),
             ("tcp = \"localhost:3310\"", &["IP:port"][..]),
             ("stream_max_length = 1", &["unix_socket, tcp"][..]),
             ("tcp = \"127.0.0.1:1\"\nbogus = 1", &["bogus"][..]),

@@ -95,9 +95,8 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
                 "clamd protocol listening"
             );
             // Bound here, so a socket that cannot be bound stops the start with its reason.
-            let listeners = crate::clamd::bind(&c).map_err(|e| {
-                AgentError::StartService(std::io::Error::other(e.to_string()))
-            })?;
+            let listeners = crate::clamd::bind(&c)
+                .map_err(|e| AgentError::StartService(std::io::Error::other(e.to_string())))?;
             let (shared, stop) = (shared.clone(), stop.clone());
             let socket = c.unix_socket.clone();
             Some(

@@ -4,8 +4,10 @@
 //! a fault-injecting HTTP mirror (`fault`) for the updater's attack tests, and hostile local
 //! users (`hostile`) for the scanner's; databases built from rule directories (`rules`); and the import of third-party YARA rule sets
 //! (`thirdparty`) that tests and benches over public rule sets share; and moto's server
-//! (`moto`), the AWS-compatible endpoint of the findings outputs' tests.
+//! (`moto`), the AWS-compatible endpoint of the findings outputs' tests; and a real clamd
+//! (`clamd`) that vigil's clamd protocol is held against.
 
+pub mod clamd;
 pub mod fault;
 pub mod hostile;
 pub mod moto;

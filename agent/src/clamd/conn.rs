@@ -37,7 +37,7 @@ impl Sock {
         }
     }
 
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             Sock::Unix(s) => s.set_read_timeout(t),
             Sock::Tcp(s) => s.set_read_timeout(t),
@@ -55,6 +55,15 @@ impl Sock {
         match self {
             Sock::Unix(s) => s.set_nonblocking(on),
             Sock::Tcp(s) => s.set_nonblocking(on),
+        }
+    }
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Unix(s) => s.read(buf),
+            Sock::Tcp(s) => s.read(buf),
         }
     }
 }
@@ -170,7 +179,12 @@ impl Conn {
     }
 
     /// Copies exactly `n` bytes to `sink` before `deadline`.
-    pub fn copy_to(&mut self, mut n: u64, sink: &mut dyn Write, deadline: Instant) -> io::Result<()> {
+    pub fn copy_to(
+        &mut self,
+        mut n: u64,
+        sink: &mut dyn Write,
+        deadline: Instant,
+    ) -> io::Result<()> {
         let mut chunk = vec![0u8; READ_CHUNK];
         while n > 0 {
             let want = usize::try_from(n).unwrap_or(usize::MAX).min(chunk.len());
@@ -254,11 +268,7 @@ impl Conn {
 
 /// `recvmsg` on a Unix socket: the bytes, and any descriptors passed with them (close-on-exec;
 /// beyond [`MAX_PENDING_FDS`] waiting, closed at once).
-fn recv_with_fds(
-    s: &UnixStream,
-    out: &mut [u8],
-    fds: &mut VecDeque<OwnedFd>,
-) -> io::Result<usize> {
+fn recv_with_fds(s: &UnixStream, out: &mut [u8], fds: &mut VecDeque<OwnedFd>) -> io::Result<usize> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let msg = rustix::net::recvmsg(
@@ -302,12 +312,24 @@ mod tests {
     fn frames_in_each_form() {
         let (mut c, mut peer) = pair();
         peer.write_all(b"zPING\0nVERSION\nzSCAN /a\nb\0").unwrap();
-        assert_eq!(c.read_frame(T, T).unwrap(), Frame::Command(b"zPING".to_vec()));
-        assert_eq!(c.read_frame(T, T).unwrap(), Frame::Command(b"nVERSION".to_vec()));
-        assert_eq!(c.read_frame(T, T).unwrap(), Frame::Command(b"zSCAN /a\nb".to_vec()));
+        assert_eq!(
+            c.read_frame(T, T).unwrap(),
+            Frame::Command(b"zPING".to_vec())
+        );
+        assert_eq!(
+            c.read_frame(T, T).unwrap(),
+            Frame::Command(b"nVERSION".to_vec())
+        );
+        assert_eq!(
+            c.read_frame(T, T).unwrap(),
+            Frame::Command(b"zSCAN /a\nb".to_vec())
+        );
         // Legacy: one packet is one command, with or without its newline.
         peer.write_all(b"PING").unwrap();
-        assert_eq!(c.read_frame(T, T).unwrap(), Frame::Command(b"PING".to_vec()));
+        assert_eq!(
+            c.read_frame(T, T).unwrap(),
+            Frame::Command(b"PING".to_vec())
+        );
         drop(peer);
         assert_eq!(c.read_frame(T, T).unwrap(), Frame::End);
     }
@@ -330,7 +352,10 @@ mod tests {
     fn exact_reads_use_the_buffer_first() {
         let (mut c, mut peer) = pair();
         peer.write_all(b"nINSTREAM\n\0\0\0\x03abc").unwrap();
-        assert_eq!(c.read_frame(T, T).unwrap(), Frame::Command(b"nINSTREAM".to_vec()));
+        assert_eq!(
+            c.read_frame(T, T).unwrap(),
+            Frame::Command(b"nINSTREAM".to_vec())
+        );
         let mut len = [0u8; 4];
         c.read_exact(&mut len, Instant::now() + T).unwrap();
         assert_eq!(u32::from_be_bytes(len), 3);

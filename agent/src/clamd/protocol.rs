@@ -91,7 +91,10 @@ pub enum Command {
     /// Followed by a descriptor passed over the Unix socket (SCM_RIGHTS).
     Fildes,
     /// A path command; the path is the client's bytes, not yet checked.
-    Scan { mode: ScanMode, path: PathBuf },
+    Scan {
+        mode: ScanMode,
+        path: PathBuf,
+    },
 }
 
 /// A command as read, with the form its replies must take.
@@ -304,14 +307,23 @@ mod tests {
             (b"nPINGX", ProtocolError::TrailingGarbage("PING")),
             (b"INSTREAM", ProtocolError::NeedsPrefix("INSTREAM")),
             (b"IDSESSION", ProtocolError::NeedsPrefix("IDSESSION")),
-            (b"ALLMATCHSCAN /x", ProtocolError::NeedsPrefix("ALLMATCHSCAN")),
-            (b"VERSIONCOMMANDS", ProtocolError::NeedsPrefix("VERSIONCOMMANDS")),
+            (
+                b"ALLMATCHSCAN /x",
+                ProtocolError::NeedsPrefix("ALLMATCHSCAN"),
+            ),
+            (
+                b"VERSIONCOMMANDS",
+                ProtocolError::NeedsPrefix("VERSIONCOMMANDS"),
+            ),
             (b"STATS", ProtocolError::NeedsPrefix("STATS")),
             (b"END", ProtocolError::NeedsPrefix("END")),
         ] {
             assert_eq!(cmd(b), Err(e), "{:?}", String::from_utf8_lossy(b));
         }
-        assert_eq!(cmd(b"nVERSIONCOMMANDS").unwrap().1, Command::VersionCommands);
+        assert_eq!(
+            cmd(b"nVERSIONCOMMANDS").unwrap().1,
+            Command::VersionCommands
+        );
         assert_eq!(cmd(b"VERSION").unwrap().1, Command::Version);
         assert_eq!(cmd(b"QUIT").unwrap().1, Command::Shutdown);
     }

@@ -119,9 +119,9 @@ pub fn bind(cfg: &ClamdConfig) -> Result<Listeners, ClamdError> {
         None => None,
     };
     let tcp = match cfg.tcp {
-        Some(addr) => Some(
-            TcpListener::bind(addr).map_err(|cause| ClamdError::Tcp { addr, cause })?,
-        ),
+        Some(addr) => {
+            Some(TcpListener::bind(addr).map_err(|cause| ClamdError::Tcp { addr, cause })?)
+        }
         None => None,
     };
     Ok(Listeners { unix, tcp })
@@ -184,7 +184,8 @@ pub fn serve(
     cfg: ClamdConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(), ClamdError> {
-    let nonblocking = |r: io::Result<()>| r.map_err(|e| ClamdError::Socket(ServiceError::Listener(e)));
+    let nonblocking =
+        |r: io::Result<()>| r.map_err(|e| ClamdError::Socket(ServiceError::Listener(e)));
     if let Some(l) = &listeners.unix {
         nonblocking(l.set_nonblocking(true))?;
     }
@@ -264,6 +265,11 @@ fn start(shared: &Arc<Shared>, sock: Sock, access: Access, next_id: &AtomicU64) 
     if shared.active.load(Ordering::SeqCst) >= shared.cfg.max_connections {
         let mut sock = sock;
         let _ = sock.write_all(b"Too many connections. ERROR\n");
+        // Read what the client already sent (briefly): closing with unread bytes would reset
+        // the connection and lose the reply.
+        let _ = sock.shutdown(Shutdown::Write);
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(50)));
+        let _ = std::io::Read::read(&mut sock, &mut [0u8; 8192]);
         return;
     }
     let id = next_id.fetch_add(1, Ordering::SeqCst);
