@@ -478,6 +478,9 @@ fn clamdscan(conf: &Path, args: &[&str], paths: &[&Path]) -> (i32, Vec<String>) 
     (out.status.code().unwrap_or(-1), normalize(&both))
 }
 
+/// A clamdscan run: its name, the configs for clamd and for vigil, arguments, paths.
+type Case<'a> = (String, &'a Path, &'a Path, Vec<&'a str>, Vec<&'a Path>);
+
 #[test]
 fn clamdscan_prints_the_same_verdicts_as_against_clamd() {
     if !have_clamdscan() {
@@ -511,7 +514,7 @@ fn clamdscan_prints_the_same_verdicts_as_against_clamd() {
     .iter()
     .map(|f| tr.join(f))
     .collect();
-    let mut cases: Vec<(String, &Path, &Path, Vec<&str>, Vec<&Path>)> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     for (mode, args) in [
         ("paths", vec![]),
         ("stream", vec!["--stream"]),

@@ -53,7 +53,11 @@ fn one(socket: &Path, req: &[u8]) -> bool {
 
 /// (MB/s, requests/s) with `clients` threads sending `req` for [`CELL`].
 fn measure(socket: &Path, req: &[u8], bytes: usize, clients: usize) -> (f64, f64) {
-    assert!(one(socket, req), "{}: the stream is not answered OK", socket.display());
+    assert!(
+        one(socket, req),
+        "{}: the stream is not answered OK",
+        socket.display()
+    );
     let start = Instant::now();
     let done: usize = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
@@ -102,7 +106,10 @@ fn main() {
     };
     let clamd = Clamd::start(&sigs, max);
 
-    println!("INSTREAM throughput, {} s per cell, one connection per stream", CELL.as_secs());
+    println!(
+        "INSTREAM throughput, {} s per cell, one connection per stream",
+        CELL.as_secs()
+    );
     println!();
     println!("| stream | clients | vigil MB/s | vigil req/s | clamd MB/s | clamd req/s |");
     println!("|---|---|---|---|---|---|");
