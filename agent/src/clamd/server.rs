@@ -2,13 +2,16 @@
 //! (capped), and answers each command as clamd does, from the agent's current engine.
 //!
 //! Polling accept for the same reason as the scan service: the agent stops it by setting one
-//! flag, with no wakeup connection that could fail.
+//! flag, with no wakeup connection that could fail. It waits in poll(2) on both listeners, so
+//! a connection is accepted at once rather than at the next tick (clamd clients open one
+//! connection per file).
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::ops::ControlFlow;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -200,12 +203,18 @@ pub fn serve(
         conns: Mutex::new(HashMap::new()),
     });
     let next_id = AtomicU64::new(0);
+    let mut fds = Vec::new();
+    if let Some(l) = &listeners.unix {
+        fds.push(l.as_raw_fd());
+    }
+    if let Some(l) = &listeners.tcp {
+        fds.push(l.as_raw_fd());
+    }
     while !shared.stop.load(Ordering::SeqCst) {
-        let mut accepted = false;
+        wait_readable(&fds, ACCEPT_POLL);
         if let Some(l) = &listeners.unix {
             match l.accept() {
                 Ok((s, _)) => {
-                    accepted = true;
                     let access = match Peer::of(&s) {
                         Ok(p) => Access::Unix(Rights::for_peer(&p)),
                         // No credentials, no path scans: the peer gets its own (none).
@@ -221,7 +230,6 @@ pub fn serve(
         if let Some(l) = &listeners.tcp {
             match l.accept() {
                 Ok((s, _)) => {
-                    accepted = true;
                     let _ = s.set_nodelay(true);
                     start(&shared, Sock::Tcp(s), Access::Tcp, &next_id);
                 }
@@ -229,9 +237,6 @@ pub fn serve(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => tracing::warn!(error = %e, "clamd listener: accept on TCP"),
             }
-        }
-        if !accepted {
-            std::thread::sleep(ACCEPT_POLL);
         }
     }
     for c in shared
@@ -255,6 +260,27 @@ pub fn serve(
         let _ = c.shutdown(Shutdown::Both);
     }
     Ok(())
+}
+
+/// Waits until one of `fds` (listening sockets this function does not own) has a connection
+/// to accept, or `timeout` passes. std has no poll(2); hence this module's one `unsafe` block.
+#[allow(unsafe_code)]
+fn wait_readable(fds: &[RawFd], timeout: Duration) {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `polled` is a live array of `polled.len()` pollfd structs, of descriptors the
+    // caller keeps open for the call; poll(2) only writes their `revents`. Its result is not
+    // needed: the caller tries a non-blocking accept on each listener either way.
+    unsafe {
+        libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms);
+    }
 }
 
 /// Starts a connection's thread, or refuses it when every slot is taken.
