@@ -161,12 +161,14 @@ struct ConnGuard<'a> {
 
 impl Drop for ConnGuard<'_> {
     fn drop(&mut self) {
+        // The slot first: the client sees the end of the connection when the last handle
+        // (the one kept here) closes, and may connect again at once.
+        self.shared.active.fetch_sub(1, Ordering::SeqCst);
         self.shared
             .conns
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.id);
-        self.shared.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
