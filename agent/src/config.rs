@@ -4,6 +4,7 @@
 //! text and with the same rules: unknown keys are errors, relative paths resolve against the
 //! config file's directory, and an error names the file, the line and the key.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -66,6 +67,64 @@ pub struct AgentConfig {
     pub scan_timeout_secs: u64,
     #[serde(rename = "scheduled")]
     pub scheduled: Vec<ScheduledScan>,
+    /// `[agent.clamd]`: clamd's protocol, off unless the section is present.
+    pub clamd: Option<ClamdSettings>,
+}
+
+/// `[agent.clamd]`: the opt-in clamd-protocol listener ([`crate::clamd`]).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClamdSettings {
+    /// Unix socket for clamd's protocol (clamd.conf's LocalSocket). Its mode and group are
+    /// `socket_mode` and the agent's `socket_group`.
+    pub unix_socket: Option<PathBuf>,
+    pub socket_mode: u32,
+    /// `IP:port` (clamd.conf's TCPAddr and TCPSocket). Only loopback unless `allow_remote`.
+    pub tcp: Option<String>,
+    /// Listen on a non-loopback address: clamd's protocol has no authentication and no
+    /// encryption, so anyone who reaches the port may scan with the agent's engine.
+    pub allow_remote: bool,
+    /// Allow path commands over TCP, run with the agent's own rights (TCP has no peer
+    /// credentials): anyone who connects can then probe files they could not read.
+    pub tcp_path_scans: bool,
+    /// INSTREAM bytes accepted per stream (clamd's StreamMaxLength, 25 MiB).
+    pub stream_max_length: u64,
+    pub max_connections: usize,
+    /// A connection with no command for this long is closed (clamd's IdleTimeout); a command
+    /// must arrive whole within it.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ClamdSettings {
+    fn default() -> Self {
+        Self {
+            unix_socket: None,
+            socket_mode: 0o660,
+            tcp: None,
+            allow_remote: false,
+            tcp_path_scans: false,
+            stream_max_length: crate::clamd::DEFAULT_STREAM_MAX_LENGTH,
+            max_connections: 16,
+            idle_timeout_secs: 30,
+        }
+    }
+}
+
+impl ClamdSettings {
+    /// The TCP address, checked: an `IP:port`, loopback unless `allow_remote`.
+    pub fn tcp_addr(&self) -> Result<Option<SocketAddr>, String> {
+        let Some(t) = &self.tcp else { return Ok(None) };
+        let addr: SocketAddr = t.parse().map_err(|_| {
+            format!("agent.clamd.tcp: {t:?} is not an IP:port such as \"127.0.0.1:3310\"")
+        })?;
+        if !addr.ip().is_loopback() && !self.allow_remote {
+            return Err(format!(
+                "agent.clamd.tcp: {addr} is not a loopback address; clamd's protocol has no \
+                 authentication or encryption, so set allow_remote = true to listen there anyway"
+            ));
+        }
+        Ok(Some(addr))
+    }
 }
 
 impl Default for AgentConfig {
@@ -81,6 +140,7 @@ impl Default for AgentConfig {
             max_filesize: 100 << 20,
             scan_timeout_secs: 120,
             scheduled: Vec::new(),
+            clamd: None,
         }
     }
 }
@@ -124,6 +184,21 @@ impl AgentConfig {
             }
         };
         abs(&mut a.socket);
+        if let Some(c) = a.clamd.as_mut() {
+            if let Some(p) = c.unix_socket.as_mut() {
+                abs(p);
+            }
+            let fail = |message: String| AgentError::Config {
+                path: path.to_path_buf(),
+                message,
+            };
+            if c.unix_socket.is_none() && c.tcp.is_none() {
+                return Err(fail(
+                    "agent.clamd: give unix_socket, tcp or both (or remove the section)".into(),
+                ));
+            }
+            c.tcp_addr().map_err(fail)?;
+        }
         for s in &mut a.scheduled {
             s.paths.iter_mut().for_each(abs);
             if let Some(o) = s.output.as_mut() {
@@ -191,6 +266,54 @@ mod tests {
         assert_eq!(s.agent.socket_mode, 0o660);
         assert!(s.agent.scheduled.is_empty());
         assert_eq!(s.agent.limits().max_filesize, 100 << 20);
+    }
+
+    #[test]
+    fn clamd_section() {
+        let p = Path::new("/etc/vigil/vigil.toml");
+        let head = "mirrors = [\"http://h/\"]\ntrusted_root = \"r\"\n";
+        let s = Settings::parse(head, p).unwrap();
+        assert!(s.agent.clamd.is_none(), "off unless configured");
+        let s = Settings::parse(
+            &format!(
+                "{head}[agent.clamd]\nunix_socket = \"run/clamd.sock\"\ntcp = \"127.0.0.1:3310\""
+            ),
+            p,
+        )
+        .unwrap();
+        let c = s.agent.clamd.unwrap();
+        assert_eq!(
+            c.unix_socket.as_deref(),
+            Some(Path::new("/etc/vigil/run/clamd.sock"))
+        );
+        assert_eq!(
+            c.tcp_addr().unwrap(),
+            Some("127.0.0.1:3310".parse().unwrap())
+        );
+        assert_eq!(c.stream_max_length, 25 << 20);
+        assert!(!c.tcp_path_scans);
+        for (section, words) in [
+            (
+                "tcp = \"0.0.0.0:3310\"",
+                &["0.0.0.0:3310", "allow_remote"][..],
+            ),
+            ("tcp = \"localhost:3310\"", &["IP:port"][..]),
+            ("stream_max_length = 1", &["unix_socket, tcp"][..]),
+            ("tcp = \"127.0.0.1:1\"\nbogus = 1", &["bogus"][..]),
+        ] {
+            let e = Settings::parse(&format!("{head}[agent.clamd]\n{section}"), p)
+                .unwrap_err()
+                .to_string();
+            for w in words {
+                assert!(e.contains(w), "{section}: {e}");
+            }
+        }
+        let remote = Settings::parse(
+            &format!("{head}[agent.clamd]\ntcp = \"0.0.0.0:3310\"\nallow_remote = true"),
+            p,
+        )
+        .unwrap();
+        assert!(remote.agent.clamd.unwrap().tcp_addr().unwrap().is_some());
     }
 
     #[test]

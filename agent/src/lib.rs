@@ -12,8 +12,11 @@
 //! Neighbours: `vigil-client-updater` and `vigil-scan-core` below; `vigil-scan --daemon` and
 //! other local clients on the socket. Findings of scheduled and on-demand scans go through
 //! `vigil-respond` ([`responder`]): the ledger, the outbox and its deliverer (run here, rebuilt
-//! on SIGHUP), quarantine for scheduled scans when enabled, the `[[actions]]` hooks.
+//! on SIGHUP), quarantine for scheduled scans when enabled, the `[[actions]]` hooks. Opt-in,
+//! it also speaks clamd's own protocol on a Unix socket and/or loopback TCP ([`clamd`]), so
+//! clamdscan, pyclamd and mail filters use it unchanged.
 
+pub mod clamd;
 pub mod config;
 pub mod error;
 pub mod responder;

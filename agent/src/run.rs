@@ -44,6 +44,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
     let mut keys = load_keys(&cfg)?;
     // Checked now, so a bad setting stops the start rather than the service later.
     let mut svc = service_config(&config_path, &agent)?;
+    let clamd_cfg = clamd_config(&config_path, &agent, &svc)?;
     let (responder, delivery) = respond_from(&config_path, &cfg).await?;
     let slot = Arc::new(ResponderSlot::new(Some(responder)));
     let mut delivery = Some(delivery);
@@ -84,6 +85,34 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
             .name("scan-service".into())
             .spawn(move || crate::service::run(shared, svc, stop))
             .map_err(AgentError::StartService)?
+    };
+    let clamd = match clamd_cfg {
+        Some(mut c) => {
+            c.responder = Some(slot.clone());
+            tracing::info!(
+                socket = ?c.unix_socket,
+                tcp = ?c.tcp,
+                "clamd protocol listening"
+            );
+            // Bound here, so a socket that cannot be bound stops the start with its reason.
+            let listeners = crate::clamd::bind(&c)
+                .map_err(|e| AgentError::StartService(std::io::Error::other(e.to_string())))?;
+            let (shared, stop) = (shared.clone(), stop.clone());
+            let socket = c.unix_socket.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("clamd-listener".into())
+                    .spawn(move || {
+                        let r = crate::clamd::serve(listeners, shared, c, stop);
+                        if let Some(s) = socket {
+                            let _ = std::fs::remove_file(s);
+                        }
+                        r
+                    })
+                    .map_err(AgentError::StartService)?,
+            )
+        }
+        None => None,
     };
     let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     // The engine last swapped out, until its final scan ends (see `check_and_swap`).
@@ -142,6 +171,11 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
                         if s.agent.socket != agent.socket {
                             tracing::warn!("the socket path changed; that takes a restart");
                         }
+                        if s.agent.clamd.as_ref().map(|c| (&c.unix_socket, &c.tcp))
+                            != agent.clamd.as_ref().map(|c| (&c.unix_socket, &c.tcp))
+                        {
+                            tracing::warn!("the clamd listener's sockets changed; that takes a restart");
+                        }
                         cfg = s.updater;
                         agent = s.agent;
                         keys = k;
@@ -159,10 +193,21 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<u8, AgentEr
             tracing::error!("the scan service stopped");
             break exit::LOCAL;
         }
+        if clamd.as_ref().is_some_and(|c| c.is_finished()) {
+            tracing::error!("the clamd listener stopped");
+            break exit::LOCAL;
+        }
     };
     stop.store(true, Ordering::SeqCst);
     if let Some(d) = delivery.take() {
         d.stop().await;
+    }
+    if let Some(c) = clamd {
+        match tokio::task::spawn_blocking(move || c.join()).await {
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "clamd listener"),
+            Ok(Err(_)) | Err(_) => tracing::error!("the clamd listener panicked"),
+            Ok(Ok(Ok(()))) => {}
+        }
     }
     match tokio::task::spawn_blocking(move || service.join()).await {
         Ok(Ok(Err(e))) => {
@@ -263,6 +308,35 @@ fn service_config(path: &Path, agent: &AgentConfig) -> Result<ServiceConfig, Age
         request_timeout: Duration::from_secs(agent.request_timeout_secs.max(1)),
         ..ServiceConfig::default()
     })
+}
+
+/// The clamd listener's settings from `[agent.clamd]` (None: not configured), with the scan
+/// service's threads, limits and socket group.
+fn clamd_config(
+    path: &Path,
+    agent: &AgentConfig,
+    svc: &ServiceConfig,
+) -> Result<Option<crate::clamd::ClamdConfig>, AgentError> {
+    let Some(c) = &agent.clamd else {
+        return Ok(None);
+    };
+    let tcp = c.tcp_addr().map_err(|message| AgentError::Config {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    Ok(Some(crate::clamd::ClamdConfig {
+        unix_socket: c.unix_socket.clone(),
+        socket_mode: c.socket_mode,
+        socket_group: svc.socket_group,
+        tcp,
+        tcp_path_scans: c.tcp_path_scans,
+        stream_max_length: c.stream_max_length,
+        max_connections: c.max_connections.max(1),
+        idle_timeout: Duration::from_secs(c.idle_timeout_secs.max(1)),
+        threads: svc.threads,
+        limits: svc.limits,
+        responder: None,
+    }))
 }
 
 /// A group's id from a numeric gid or a name in /etc/group (the socket's group is a local

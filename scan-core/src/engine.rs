@@ -21,6 +21,8 @@ use crate::yara::{YaraRules, YaraScanner};
 
 pub struct Engine {
     db_version: u64,
+    /// The database's build time (SOURCE_DATE_EPOCH, seconds), for clamd's VERSION reply.
+    db_build_time: u64,
     db_sha256: [u8; 32],
     yara: Option<YaraRules>,
     body: Option<BodyMatcher>,
@@ -101,6 +103,7 @@ impl Engine {
         }
         Ok(Self {
             db_version: v.header().db_version,
+            db_build_time: v.header().build_time,
             db_sha256,
             yara,
             body,
@@ -111,6 +114,11 @@ impl Engine {
 
     pub fn db_version(&self) -> u64 {
         self.db_version
+    }
+
+    /// When the database was built (seconds since the Unix epoch, from its header).
+    pub fn db_build_time(&self) -> u64 {
+        self.db_build_time
     }
 
     pub fn db_sha256(&self) -> [u8; 32] {

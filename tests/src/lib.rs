@@ -4,9 +4,12 @@
 //! a fault-injecting HTTP mirror (`fault`) for the updater's attack tests, and hostile local
 //! users (`hostile`) for the scanner's; databases built from rule directories (`rules`); and the import of third-party YARA rule sets
 //! (`thirdparty`) that tests and benches over public rule sets share; and moto's server
-//! (`moto`), the AWS-compatible endpoint of the findings outputs' tests; and disk images built
-//! with mkfs.ext4 and partitioned by vigil-diskimage's writers (`images`).
+//! (`moto`), the AWS-compatible endpoint of the findings outputs' tests;
+//! disk images built with mkfs.ext4 and partitioned by vigil-diskimage's writers (`images`);
+//! and a real clamd
+//! (`clamd`) that vigil's clamd protocol is held against.
 
+pub mod clamd;
 pub mod fault;
 pub mod hostile;
 pub mod images;
