@@ -15,8 +15,8 @@
 //! see `s3.rs`.
 
 mod cli;
-mod limits;
 mod image;
+mod limits;
 mod quarantine;
 mod respond;
 mod s3;
