@@ -264,6 +264,31 @@ cmp "$work/vigil-2.vdb" "$work/web-2/db/vigil.vdb"
 echo "== vigil-scan --daemon with the hot-swapped version 2: the new rule finds the dropper"
 expect_rc 1 "$scan" --daemon --socket "$sock" --json --no-summary "$work/samples/dropper.sh"
 
+echo "== inside containers: the dropper in an upload's zip, EICAR in a log archive, named file!member"
+mkdir -p "$work/containers"
+if command -v python3 > /dev/null; then
+  python3 -m zipfile -c "$work/containers/upload.zip" "$work/samples/dropper.sh"
+else
+  tar czf "$work/containers/upload.zip" -C "$work/samples" dropper.sh   # (a tar.gz by content)
+fi
+tar czf "$work/containers/logs.tar.gz" -C "$work/samples" eicar.com
+expect_rc 1 "$scan" -d "$work/client/db/vigil.vdb" --pubkey "$work/keys/vigil.pub" --no-summary \
+  "$work/containers/upload.zip" "$work/containers/logs.tar.gz" | tee "$work/containers.out"
+grep -q 'upload.zip!dropper.sh: ' "$work/containers.out" || { echo "no finding inside the zip" >&2; exit 1; }
+
+echo "== a disk image: ext4 built with mkfs.ext4 -d (no root, no mount), scanned with --image"
+mkfs=$(command -v mkfs.ext4 || ls /sbin/mkfs.ext4 /usr/sbin/mkfs.ext4 2> /dev/null | head -1 || true)
+if [ -n "$mkfs" ]; then
+  mkdir -p "$work/rootfs/home/app/uploads" "$work/rootfs/etc"
+  cp "$work/samples/dropper.sh" "$work/rootfs/home/app/uploads/"
+  cp "$work/containers/logs.tar.gz" "$work/rootfs/home/app/"
+  echo "ok" > "$work/rootfs/etc/motd"
+  "$mkfs" -q -F -d "$work/rootfs" "$work/disk.img" 16M
+  expect_rc 1 "$scan" -d "$work/client/db/vigil.vdb" --pubkey "$work/keys/vigil.pub" --image "$work/disk.img"
+else
+  echo "-- mkfs.ext4 is not installed (Debian: e2fsprogs): the image step is skipped"
+fi
+
 echo "== run the scheduled scan now (SIGUSR2): findings go through the outbox to the webhook"
 kill -USR2 "$agent_pid"
 for _ in $(seq 300); do grep -qs '"summary"' "$work/client/scans.jsonl" && break; sleep 0.1; done
