@@ -65,6 +65,15 @@ pub struct AgentConfig {
     /// Per-file limits for service and scheduled scans.
     pub max_filesize: u64,
     pub scan_timeout_secs: u64,
+    /// Containers (clamd.conf's ScanArchive, MaxScanSize, MaxRecursion, MaxFiles, AlertExceedsMax,
+    /// AlertEncrypted), with clamd's defaults: see `vigil_scan_core::Limits`.
+    pub scan_archive: bool,
+    pub max_scansize: u64,
+    pub max_recursion: u32,
+    pub max_files: u32,
+    pub max_ratio: u32,
+    pub alert_exceeds_max: bool,
+    pub alert_encrypted: bool,
     #[serde(rename = "scheduled")]
     pub scheduled: Vec<ScheduledScan>,
     /// `[agent.clamd]`: clamd's protocol, off unless the section is present.
@@ -139,6 +148,13 @@ impl Default for AgentConfig {
             request_timeout_secs: 10,
             max_filesize: 100 << 20,
             scan_timeout_secs: 120,
+            scan_archive: true,
+            max_scansize: Limits::default().max_scansize,
+            max_recursion: Limits::default().max_recursion,
+            max_files: Limits::default().max_files,
+            max_ratio: Limits::default().max_ratio,
+            alert_exceeds_max: false,
+            alert_encrypted: false,
             scheduled: Vec::new(),
             clamd: None,
         }
@@ -214,6 +230,13 @@ impl AgentConfig {
             max_filesize: self.max_filesize,
             timeout: (self.scan_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.scan_timeout_secs)),
+            scan_archives: self.scan_archive,
+            max_scansize: self.max_scansize,
+            max_recursion: self.max_recursion,
+            max_files: self.max_files,
+            max_ratio: self.max_ratio,
+            alert_exceeds_max: self.alert_exceeds_max,
+            alert_encrypted: self.alert_encrypted,
             ..Limits::default()
         }
     }
@@ -266,6 +289,8 @@ mod tests {
         assert_eq!(s.agent.socket_mode, 0o660);
         assert!(s.agent.scheduled.is_empty());
         assert_eq!(s.agent.limits().max_filesize, 100 << 20);
+        assert!(s.agent.limits().scan_archives);
+        assert_eq!(s.agent.limits().max_recursion, 17);
     }
 
     #[test]
