@@ -137,7 +137,7 @@ fn main() {
     rules(&rules_dir);
     let key = SecretKey::from_seed([7; 32]);
     let db = build(
-        &sources::collect(&[rules_dir.clone()]).expect("collect"),
+        &sources::collect(std::slice::from_ref(&rules_dir)).expect("collect"),
         &key,
         &BuildOptions::new(1),
     )

@@ -85,7 +85,7 @@ fn clam_exe_inside_the_clamav_testfiles() {
 
     let key = SecretKey::from_seed([16; 32]);
     let db = build(
-        &sources::collect(&[rules.clone()]).unwrap(),
+        &sources::collect(std::slice::from_ref(&rules)).unwrap(),
         &key,
         &BuildOptions::new(1),
     )
