@@ -482,38 +482,10 @@ mod tests {
 
     use super::*;
 
-    #[derive(Default)]
-    struct Record {
-        members: Vec<(String, Vec<u8>)>,
-        notes: Vec<String>,
-    }
-
-    impl Sink for Record {
-        fn budget(&self) -> u64 {
-            1 << 20
-        }
-        fn member(&mut self, name: &str, data: &[u8]) -> Result<(), Stop> {
-            self.members.push((name.to_string(), data.to_vec()));
-            Ok(())
-        }
-        fn encrypted(&mut self, name: &str) {
-            self.notes.push(format!("encrypted {name}"));
-        }
-        fn too_large(&mut self, name: &str) {
-            self.notes.push(format!("too large {name}"));
-        }
-        fn corrupt(&mut self, why: &str) {
-            self.notes.push(format!("corrupt {why}"));
-        }
-        fn anomaly(&mut self, h: &'static str) {
-            self.notes.push(h.to_string());
-        }
-    }
+    use crate::formats::testsink::Record;
 
     fn run(d: &[u8]) -> Record {
-        let mut r = Record::default();
-        extract(d, &mut r).unwrap();
-        r
+        Record::run(|s| extract(d, s))
     }
 
     /// The 8 bits of `v` in `n` bits, most significant first, into a bit vector.

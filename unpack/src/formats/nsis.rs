@@ -274,38 +274,7 @@ mod tests {
 
     use super::*;
 
-    #[derive(Default)]
-    struct Record {
-        members: Vec<(String, Vec<u8>)>,
-        notes: Vec<String>,
-        budget: u64,
-    }
-
-    impl Sink for Record {
-        fn budget(&self) -> u64 {
-            if self.budget == 0 {
-                1 << 20
-            } else {
-                self.budget
-            }
-        }
-        fn member(&mut self, name: &str, data: &[u8]) -> Result<(), Stop> {
-            self.members.push((name.to_string(), data.to_vec()));
-            Ok(())
-        }
-        fn encrypted(&mut self, name: &str) {
-            self.notes.push(format!("encrypted {name}"));
-        }
-        fn too_large(&mut self, name: &str) {
-            self.notes.push(format!("too large {name}"));
-        }
-        fn corrupt(&mut self, why: &str) {
-            self.notes.push(format!("corrupt {why}"));
-        }
-        fn anomaly(&mut self, h: &'static str) {
-            self.notes.push(h.to_string());
-        }
-    }
+    use crate::formats::testsink::Record;
 
     /// "Hello, world!" as a raw LZMA stream with an end marker, after NSIS's 5 property bytes
     /// (lzma-rust2's own example stream without the .lzma size field).
@@ -342,9 +311,7 @@ mod tests {
     }
 
     fn run(d: &[u8]) -> Record {
-        let mut r = Record::default();
-        extract(d, &mut r).unwrap();
-        r
+        Record::run(|s| extract(d, s))
     }
 
     #[test]
@@ -398,11 +365,7 @@ mod tests {
         plain.extend_from_slice(b"header!!");
         plain.extend_from_slice(&5000u32.to_le_bytes());
         plain.extend(vec![1u8; 5000]);
-        let mut r = Record {
-            budget: 4096,
-            ..Record::default()
-        };
-        extract(&installer(&deflate(&plain)), &mut r).unwrap();
+        let r = Record::with_budget(4096, |s| extract(&installer(&deflate(&plain)), s));
         assert_eq!(r.members.len(), 1);
         assert_eq!(r.notes, ["too large nsis-1"]);
     }
