@@ -15,7 +15,8 @@ use memchr::memmem;
 use crate::{Sink, Stop};
 
 /// AutoIt's resource GUID and the `AU3!EA0` that follows it; the next byte is '5' or '6'.
-const MARKER: &[u8] = b"\xa3\x48\x4b\xbe\x98\x6c\x4a\xa9\x99\x4c\x53\x0a\x86\xd6\x48\x7dAU3!EA0";
+pub(crate) const MARKER: &[u8] =
+    b"\xa3\x48\x4b\xbe\x98\x6c\x4a\xa9\x99\x4c\x53\x0a\x86\xd6\x48\x7dAU3!EA0";
 /// Markers tried per file (a script ends with a second copy of it).
 const MAX_CANDIDATES: usize = 4;
 /// Resources read per script: each costs at least 41 bytes of input anyway.

@@ -21,7 +21,7 @@ use crate::bounded::{deliver, read_bounded, Bounded};
 use crate::{Sink, Stop};
 
 /// The firstheader's signature and magic; the header itself starts 4 bytes (its flags) before.
-const SIGNATURE: &[u8] = b"\xef\xbe\xad\xdeNullsoftInst";
+pub(crate) const SIGNATURE: &[u8] = b"\xef\xbe\xad\xdeNullsoftInst";
 const FIRSTHEADER_LEN: usize = 28;
 /// Candidate signatures tried per file: the string may also appear in a stub's code or in a
 /// file about NSIS; the first one that yields a member ends the search.
