@@ -847,3 +847,55 @@ fn rescan_after_a_database_update_retags_where_it_should() {
         show(&r)
     );
 }
+
+/// The worker's findings go through vigil-respond's outbox to the config's `[[outputs]]`
+/// (here a JSON-lines file), named by the object's URL and member.
+#[test]
+fn worker_findings_reach_the_configured_outputs() {
+    let Some(env) = Env::start() else { return };
+    env.bucket("uploads");
+    let queue = env.notify("uploads", "findings-queue");
+    env.put("uploads", "incoming/bad.com", &eicar(), &[]);
+    env.put("uploads", "incoming/fine.txt", b"nothing here", &[]);
+    let dir = env.tmp.path();
+    let log = dir.join("findings.jsonl");
+    let config = dir.join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mirrors = [\"http://127.0.0.1:9/\"]\ndatabase_dir = \"db\"\ntrusted_root = \"root.json\"\n\
+             pubkeys = [{:?}]\n[fleet]\ncheckin = false\n\
+             [findings]\nhostname = \"scanner-1\"\nimds = false\n\
+             [[outputs]]\ntype = \"jsonl\"\nname = \"log\"\npath = {:?}\n",
+            p(&env.pubkey),
+            p(&log)
+        ),
+    )
+    .unwrap();
+    let r = run(&mut env.worker(
+        1,
+        &[
+            "--config",
+            &p(&config),
+            "--queue-url",
+            &queue,
+            "--wait-seconds",
+            "1",
+            "--idle-exit",
+            "6",
+            "--visibility-timeout",
+            "5",
+        ],
+    ));
+    assert_eq!(r.code, 0, "{}", show(&r));
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    let found: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(found.len(), 1, "{lines}\n{}", show(&r));
+    let text = found[0].to_string();
+    assert!(text.contains("s3://uploads/incoming/bad.com"), "{text}");
+    assert!(text.contains(EICAR_SIG), "{text}");
+    assert!(text.contains("scanner-1"), "{text}");
+}
