@@ -601,16 +601,19 @@ fn the_agent_delivers_scheduled_and_on_demand_findings_and_quarantines_nothing_o
     let on_demand = other.join("eicar-too.com");
     std::fs::write(&on_demand, format!("{EICAR}  ")).unwrap();
     let socket = t.join("vigil.sock");
+    let clamd_socket = t.join("clamd.sock");
     // Quarantine is enabled, but only under a directory the scans do not touch: nothing
     // may move, neither for the scheduled scan nor for the socket's request.
     env.write_config(&format!(
         "{}[quarantine]\nenabled = true\ndir = {:?}\npaths = [{:?}]\n\
          [agent]\nsocket = {:?}\nscan_threads = 1\n\
+         [agent.clamd]\nunix_socket = {:?}\n\
          [[agent.scheduled]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\npaths = [{:?}]\n",
         Env::webhook(&rx.url()),
         p(&t.join("q")),
         p(&t.join("elsewhere")),
         p(&socket),
+        p(&clamd_socket),
         p(&samples),
     ));
     let log = t.join("agent.log");
@@ -669,6 +672,34 @@ fn the_agent_delivers_scheduled_and_on_demand_findings_and_quarantines_nothing_o
         rx.verified()
             .iter()
             .any(|v| path_of(v) == p(&on_demand) && v["type"] == "vigil.finding.resolved")
+    });
+    // clamd's protocol on the same agent (`[agent.clamd]`): a stream, and a path scan whose
+    // finding goes to the outputs like the socket's.
+    wait_until("the clamd socket", 30, || clamd_socket.exists());
+    let clamd = |request: &[u8]| -> String {
+        use std::io::{Read, Write};
+        let mut c = std::os::unix::net::UnixStream::connect(&clamd_socket).unwrap();
+        c.write_all(request).unwrap();
+        let mut reply = String::new();
+        c.read_to_string(&mut reply).unwrap();
+        reply
+    };
+    assert_eq!(clamd(b"zPING\0"), "PONG\0");
+    let mut stream = b"zINSTREAM\0".to_vec();
+    stream.extend_from_slice(&(EICAR.len() as u32).to_be_bytes());
+    stream.extend_from_slice(EICAR.as_bytes());
+    stream.extend_from_slice(&0u32.to_be_bytes());
+    let reply = clamd(&stream);
+    assert!(
+        reply.starts_with("stream: ") && reply.ends_with(" FOUND\0"),
+        "{reply:?}"
+    );
+    let via_clamd = other.join("via-clamd.com");
+    std::fs::write(&via_clamd, format!("{EICAR} \n")).unwrap();
+    let reply = clamd(format!("zSCAN {}\0", p(&via_clamd)).as_bytes());
+    assert!(reply.ends_with(" FOUND\0"), "{reply:?}");
+    wait_until("the clamd scan's finding at the receiver", 60, || {
+        rx.verified().iter().any(|v| path_of(v) == p(&via_clamd))
     });
     kill("TERM");
     let log = strip_ansi(&std::fs::read_to_string(&log).unwrap());
