@@ -22,7 +22,22 @@ pub use sink::{Sink, Stop};
 /// Opens `data` as a container of type `ft` and hands its members to `sink`. Types that are
 /// not containers yield nothing. A broken container yields what could be read before the
 /// break, then [`Sink::corrupt`]. `Err(Stop)` only when the sink asked to stop.
+///
+/// A decoder that panics on some input nobody foresaw (the third-party ones included: damaged
+/// cabinets made `cab` index out of bounds) is contained here, at its own layer, and reported
+/// as a broken container: the scan of everything else goes on, and a scanner running as root
+/// never dies on a file.
 pub fn extract(ft: FileType, data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(ft, data, sink))) {
+        Ok(r) => r,
+        Err(_) => {
+            sink.corrupt(&format!("{}: the decoder failed on this file", ft.name()));
+            Ok(())
+        }
+    }
+}
+
+fn dispatch(ft: FileType, data: &[u8], sink: &mut dyn Sink) -> Result<(), Stop> {
     use formats::*;
     match ft {
         FileType::Zip => zip::extract(data, sink),
