@@ -111,6 +111,8 @@ pub struct Totals {
     pub errors: u64,
     pub skipped: u64,
     pub bytes: u64,
+    /// Clean as far as the scan could see, with encrypted members or container limits reached.
+    pub incomplete: u64,
 }
 
 /// Scans `s.paths` (recursively, minus `s.exclude`) with one engine on `threads` threads and
@@ -171,11 +173,14 @@ pub fn scheduled_scan_with(
                     t.bytes += r.size;
                     if !r.findings.is_empty() {
                         t.infected += 1;
+                    } else if !r.unscanned.is_empty() {
+                        t.incomplete += 1;
                     }
                     for f in &r.findings {
                         lines.push(json!({
                             "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
-                            "path": path, "signature": f.signature, "kind": f.kind,
+                            "path": f.located(&path.to_string_lossy()), "file": path,
+                            "signature": f.signature, "kind": f.kind,
                             "severity": f.severity, "description": f.description,
                             "offset": f.offset, "sha256": r.sha256,
                             "db_version": engine.db_version(), "engine_version": ENGINE_VERSION,
@@ -227,6 +232,7 @@ pub fn scheduled_scan_with(
         "time": jiff::Timestamp::now().to_string(), "scan": s.name, "run": run_id,
         "summary": {"paths": s.paths, "scanned": t.scanned, "infected": t.infected,
             "errors": t.errors, "skipped": t.skipped, "bytes": t.bytes,
+            "not_fully_scanned": t.incomplete,
             "secs": started.elapsed().as_secs_f64(), "db_version": engine.db_version()},
     }))?;
     if let Some(out) = out {
